@@ -1,0 +1,149 @@
+"""The ``rodin-nb`` command line: the same client, engine and sandbox as the notebooks.
+
+Output goes to ``sys.stdout``/``sys.stderr`` through small helpers here (``print`` is banned in the
+library so nothing ever prints from a background thread).
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import sys
+import threading
+import time
+from collections.abc import Sequence
+from typing import Any
+
+from .errors import RodinError
+
+__all__ = ["main"]
+
+
+def _out(text: str = "") -> None:
+    sys.stdout.write(text + "\n")
+    sys.stdout.flush()
+
+
+def _err(text: str) -> None:
+    sys.stderr.write(text + "\n")
+    sys.stderr.flush()
+
+
+def _cmd_sandbox(args: argparse.Namespace) -> int:
+    from .sandbox import serve
+
+    with serve(
+        port=args.port, speed=args.speed, job_seconds=args.job_seconds, parallel_jobs=args.parallel_jobs
+    ) as server:
+        _out(f"rodin_nb sandbox serving Scenario's API at {server.url}  (Ctrl-C to stop)")
+        _out(f"  use it with: SCENARIO_BASE_URL={server.url} or rn.connect(base_url={server.url!r})")
+        try:
+            threading.Event().wait()
+        except KeyboardInterrupt:
+            _out("stopping")
+    return 0
+
+
+def _connect(args: argparse.Namespace) -> Any:
+    from .client import connect
+
+    return connect(base_url=args.base_url, sandbox=True if args.sandbox else None, workspace=args.workspace)
+
+
+def _progress_line(runs: Sequence[Any]) -> str:
+    counts: dict[str, int] = {}
+    for run in runs:
+        counts[run.status] = counts.get(run.status, 0) + 1
+    mean = sum(run.progress for run in runs) / max(1, len(runs))
+    parts = ", ".join(f"{status} {n}" for status, n in sorted(counts.items()))
+    return f"{mean:4.0%}  {parts}"
+
+
+def _wait_all(runs: Sequence[Any], *, tty: bool) -> None:
+    """Wait for every run, drawing one updating progress line on a terminal (from the main thread)."""
+    while not all(run.done for run in runs):
+        if tty:
+            sys.stderr.write("\r" + _progress_line(runs).ljust(70))
+            sys.stderr.flush()
+        time.sleep(0.2)
+    if tty:
+        sys.stderr.write("\r" + _progress_line(runs).ljust(70) + "\n")
+
+
+def _cmd_generate(args: argparse.Namespace) -> int:
+    from .errors import JobError
+
+    client = _connect(args)
+    try:
+        params: dict[str, Any] = {
+            "prompt": args.prompt,
+            "tier": args.tier,
+            "quality": args.quality,
+            "material": args.material,
+        }
+        seeds = args.seed or [None]
+        tiers = args.tier or [None]
+        runs = [
+            client.generate(**{**params, "seed": seed, "tier": tier})
+            for seed, tier in itertools.product(seeds, tiers)
+        ]
+        _wait_all(runs, tty=sys.stderr.isatty())
+        _out(f"{'run_id':<18}{'seed':>6}  {'tier':<8}{'status':<10}{'cost':>6}  file")
+        failed = 0
+        for run in runs:
+            try:
+                run.wait()
+            except JobError:
+                failed += 1
+            except RodinError as exc:
+                failed += 1
+                _err(f"{run.run_id}: {exc}")
+            cost = f"{run.cost:g}" if run.cost is not None else "-"
+            _out(
+                f"{run.run_id:<18}{run.seed!s:>6}  {run.params.get('tier')!s:<8}{run.status:<10}{cost:>6}  "
+                f"{run.glb or run.error or ''}"
+            )
+        return 1 if failed else 0
+    finally:
+        client.close()
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="rodin-nb", description="Rodin Gen-1 on Scenario, from a terminal.")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    sb = sub.add_parser("sandbox", help="serve the embedded sandbox (Scenario's wire protocol on loopback)")
+    sb.add_argument("--port", type=int, default=8765)
+    sb.add_argument("--speed", type=float, default=1.0, help="time factor: 10 runs jobs 10x faster")
+    sb.add_argument("--job-seconds", type=float, default=None, help="fix every job's running time")
+    sb.add_argument("--parallel-jobs", type=int, default=4, help="per-account parallel-job limit")
+    sb.set_defaults(func=_cmd_sandbox)
+
+    def add_connection(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--sandbox", action="store_true", help="always use the embedded sandbox")
+        p.add_argument("--base-url", default=None, help="API base URL (default: SCENARIO_BASE_URL)")
+        p.add_argument("--workspace", default=None, help="run log and files (default: ./rodin_runs)")
+
+    gen = sub.add_parser("generate", help="generate one model per seed x tier and wait for the files")
+    gen.add_argument("--prompt", required=True)
+    gen.add_argument("--seed", type=int, nargs="*", default=None)
+    gen.add_argument("--tier", nargs="*", default=None)
+    gen.add_argument("--quality", default=None)
+    gen.add_argument("--material", default=None)
+    add_connection(gen)
+    gen.set_defaults(func=_cmd_generate)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.func(args))
+    except RodinError as exc:
+        _err(f"rodin-nb: {exc}")
+        return 2
+
+
+if __name__ == "__main__":  # pragma: no cover
+    raise SystemExit(main())

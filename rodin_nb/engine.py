@@ -1,0 +1,145 @@
+"""The client's background engine: one scheduler thread plus a small I/O pool.
+
+The scheduler keeps a heap of "poll this run at time t" entries; due polls run on the I/O pool so one
+slow request never delays the others. After success the same pool downloads the results, then the run's
+future is completed. Nothing here prints; runs notify listeners (the run log, widgets) by callbacks.
+"""
+
+from __future__ import annotations
+
+import heapq
+import itertools
+import logging
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+
+from .api import TERMINAL_STATUSES, ScenarioAPI
+from .errors import APIConnectionError, AssetError, AuthenticationError, NotFoundError, RodinError
+from .jobs import PollPolicy, Run
+from .store import Downloader, StoredFile
+
+__all__ = ["Engine"]
+
+log = logging.getLogger("rodin_nb.engine")
+
+
+class Engine:
+    """Polls every tracked run and downloads its results; owned by one client."""
+
+    def __init__(
+        self, api: ScenarioAPI, downloader: Downloader, poll: PollPolicy, *, workers: int = 4
+    ) -> None:
+        self.api = api
+        self.downloader = downloader
+        self.poll = poll
+        self._heap: list[tuple[float, int, Run]] = []
+        self._seq = itertools.count()
+        self._cv = threading.Condition()
+        self._stopped = False
+        self._thread: threading.Thread | None = None
+        self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="rodin_nb-io")
+        self._tracked: dict[str, Run] = {}
+        self.on_poll: Callable[[Run], None] | None = None
+
+    # --- public --------------------------------------------------------------------------------------
+
+    def track(self, run: Run, *, delay: float | None = None) -> None:
+        """Start following ``run`` (which must have a job id)."""
+        with self._cv:
+            if self._stopped:
+                raise RuntimeError("the client is closed")
+            self._tracked[run.run_id] = run
+            run.poll_delay = self.poll.first_s if delay is None else delay
+            self._schedule(run, run.poll_delay)
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._loop, name="rodin_nb-engine", daemon=True)
+                self._thread.start()
+
+    def active_runs(self) -> list[Run]:
+        with self._cv:
+            return [run for run in self._tracked.values() if not run.done]
+
+    def download(self, run: Run) -> None:
+        """(Re)download a successful run's files on the I/O pool."""
+        self._pool.submit(self._download, run)
+
+    def stop(self) -> None:
+        with self._cv:
+            self._stopped = True
+            self._cv.notify_all()
+        self._pool.shutdown(wait=False, cancel_futures=True)
+
+    # --- scheduler -----------------------------------------------------------------------------------
+
+    def _schedule(self, run: Run, delay: float) -> None:
+        heapq.heappush(self._heap, (time.monotonic() + delay, next(self._seq), run))
+        self._cv.notify_all()
+
+    def _loop(self) -> None:
+        while True:
+            with self._cv:
+                while not self._stopped and (not self._heap or self._heap[0][0] > time.monotonic()):
+                    timeout = self._heap[0][0] - time.monotonic() if self._heap else None
+                    self._cv.wait(timeout)
+                if self._stopped:
+                    return
+                _, _, run = heapq.heappop(self._heap)
+            try:
+                self._pool.submit(self._poll_once, run)
+            except RuntimeError:  # pool shut down while stopping
+                return
+
+    def _poll_once(self, run: Run) -> None:
+        assert run.job_id is not None
+        try:
+            job = self.api.get_job(run.job_id)
+        except NotFoundError:
+            run._mark_lost(f"the service no longer knows job {run.job_id}")
+            return
+        except AuthenticationError as exc:
+            # Credentials went bad mid-run: stop polling rather than spin; the job id stays for resume.
+            run.download_error = None
+            run.error = str(exc)
+            run._finish()
+            return
+        except (APIConnectionError, RodinError) as exc:
+            # The transport already retried; try again later, backing off, never dropping the run.
+            log.info("poll of %s failed (%s); will retry", run.job_id, exc)
+            run.poll_delay = min(self.poll.max_s, max(self.poll.min_s, run.poll_delay * self.poll.growth))
+            with self._cv:
+                self._schedule(run, run.poll_delay)
+            return
+        run._apply_job(job)
+        if self.on_poll:
+            self.on_poll(run)
+        if run.status == "success":
+            self._download(run)
+        elif run.status in TERMINAL_STATUSES:
+            run._finish()
+        else:
+            run.poll_delay = self.poll.next_delay(run.poll_delay, run.eta_s())
+            with self._cv:
+                if not self._stopped:
+                    self._schedule(run, run.poll_delay)
+
+    def _download(self, run: Run) -> None:
+        """Download every result asset and the preview the service attached to it."""
+        try:
+            stored: list[StoredFile] = []
+            for asset_id in run.asset_ids:
+                asset = self.api.get_asset(asset_id)
+                kind = str(asset.get("kind") or "")
+                role = "model" if kind == "3d" else ("preview" if kind == "image" else "other")
+                stored.append(self.downloader.fetch(asset_id, role=role, asset=asset))
+                preview = asset.get("preview") or asset.get("thumbnail") or {}
+                preview_id = preview.get("assetId") if isinstance(preview, dict) else None
+                if preview_id and preview_id not in run.asset_ids:
+                    stored.append(self.downloader.fetch(str(preview_id), role="preview"))
+            stored.sort(key=lambda item: {"model": 0, "preview": 1}.get(item.role, 2))
+            run.stored = stored
+            run.download_error = None
+        except (AssetError, APIConnectionError, RodinError) as exc:
+            run.download_error = str(exc)
+        run._finish()

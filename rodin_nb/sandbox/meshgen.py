@@ -1,0 +1,506 @@
+"""Procedural stand-ins for Rodin's results: deterministic textured GLB meshes and preview PNGs.
+
+The sandbox must return *plausible* results, not good ones: a real GLB that viewers, trimesh and the
+client's integrity checks accept, whose triangle count follows ``quality``, whose materials follow
+``material``, and which is byte-identical for an identical request. Every random choice therefore comes
+from a hash of the canonical JSON of the (normalised) request, never from global state, and the file is
+written by hand (:func:`_write_glb`) so no library version can reorder or re-encode anything.
+
+Shape: a cube-sphere (six gridded faces pushed onto a sphere) reshaped as a superquadric, stretched,
+and displaced radially by seeded low-frequency noise. The *family* (blob, crate, vase, gem, slab, urchin)
+comes from the prompt, so one prompt keeps its character across seeds while each seed gets its own
+shape. Textures are evaluated on the sphere direction of each texel, so they are seamless across the
+cube-face atlas. Everything is vectorised numpy; there is no per-vertex Python loop.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import math
+import struct
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+__all__ = ["QUALITY_GRID", "canonical_key", "make_glb", "make_preview", "triangle_count"]
+
+F64 = NDArray[np.float64]
+
+#: Cube-sphere grid size per face for each quality: 12 * n**2 triangles, about twice Rodin's
+#: documented (quad) face counts: high ~100k, medium ~36k, low ~16k, extra-low ~8k.
+QUALITY_GRID: dict[str, int] = {"high": 91, "medium": 55, "low": 37, "extra-low": 26}
+
+_TEXTURE_SIZE = {"high": 512, "medium": 384, "low": 256, "extra-low": 256}
+
+# (outward normal, u axis, v axis) of each cube face; the atlas puts face k in column k % 3, row k // 3.
+_FACES = np.array(
+    [
+        [[1, 0, 0], [0, 0, -1], [0, -1, 0]],
+        [[-1, 0, 0], [0, 0, 1], [0, -1, 0]],
+        [[0, 1, 0], [1, 0, 0], [0, 0, 1]],
+        [[0, -1, 0], [1, 0, 0], [0, 0, -1]],
+        [[0, 0, 1], [1, 0, 0], [0, -1, 0]],
+        [[0, 0, -1], [-1, 0, 0], [0, -1, 0]],
+    ],
+    dtype=np.float64,
+)
+_ATLAS_PAD = 0.02  # fraction of a cell kept empty around each island so bilinear filtering does not bleed
+
+_FAMILIES = ("blob", "crate", "vase", "gem", "slab", "urchin")
+
+
+def canonical_key(params: dict[str, Any]) -> str:
+    """Canonical JSON of a request: the one string every derived random choice is hashed from."""
+    return json.dumps(params, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
+
+
+def triangle_count(quality: str) -> int:
+    """Triangles :func:`make_glb` produces for ``quality`` (Sketch callers pass ``medium``)."""
+    n = QUALITY_GRID[quality]
+    return 12 * n * n
+
+
+def _rng(key: str, stream: str) -> np.random.Generator:
+    """A numpy generator for one named purpose, derived from the request key (stable across runs)."""
+    digest = hashlib.sha256(f"{stream}\x00{key}".encode()).digest()
+    return np.random.Generator(np.random.PCG64(int.from_bytes(digest[:16], "little")))
+
+
+def _effective_quality(params: dict[str, Any]) -> str:
+    # Rodin forces medium on Sketch (API_CONTRACT.md §6.1); the sandbox mirrors it.
+    if params.get("tier") == "Sketch":
+        return "medium"
+    quality = str(params.get("quality", "high"))
+    return quality if quality in QUALITY_GRID else "high"
+
+
+@dataclass(frozen=True)
+class _Shape:
+    """The seeded parameters of one shape; see :func:`_shape_for`."""
+
+    family: str
+    exponent: float  # superquadric exponent: 2 sphere, large -> box, < 2 -> pinched
+    scale: tuple[float, float, float]
+    waves: F64  # (k, 3) unit directions of the noise terms
+    freqs: F64  # (k,)
+    phases: F64  # (k,)
+    amps: F64  # (k,)
+    spiky: bool
+    palette: F64  # (3, 3) linear RGB colours
+    metal: float  # base metalness of the material
+    detail: float  # normal-map strength; useHyper raises it
+
+
+def _shape_for(params: dict[str, Any]) -> _Shape:
+    """Pick family and palette from the prompt (or first image), the rest from the whole request."""
+    key = canonical_key(params)
+    identity = str(params.get("prompt") or "") or ",".join(str(d) for d in params.get("images", []) or [])
+    fam_rng = _rng(identity.strip().lower(), "family")
+    family = _FAMILIES[int(fam_rng.integers(len(_FAMILIES)))]
+    palette = fam_rng.uniform(0.08, 0.85, size=(3, 3))
+    rng = _rng(key, "shape")
+    k = 9
+    waves = rng.normal(size=(k, 3))
+    waves /= np.linalg.norm(waves, axis=1, keepdims=True)
+    freqs = rng.uniform(1.0, 3.2, size=k)
+    phases = rng.uniform(0.0, 2 * math.pi, size=k)
+    amps = rng.uniform(0.4, 1.0, size=k) / (1.0 + np.arange(k) * 0.35)
+    jitter = rng.uniform(0.85, 1.15, size=3)
+    base = {
+        "blob": (2.0, (1.0, 1.0, 1.0), 0.22),
+        "crate": (7.0, (1.0, 0.8, 1.0), 0.05),
+        "vase": (2.4, (0.7, 1.6, 0.7), 0.12),
+        "gem": (1.25, (1.0, 1.3, 1.0), 0.06),
+        "slab": (3.5, (1.3, 0.45, 1.0), 0.08),
+        "urchin": (2.0, (1.0, 1.0, 1.0), 0.18),
+    }[family]
+    exponent, scale, amp = base
+    scale3 = (scale[0] * float(jitter[0]), scale[1] * float(jitter[1]), scale[2] * float(jitter[2]))
+    hyper = bool(params.get("useHyper")) and params.get("tier") != "Sketch"
+    return _Shape(
+        family=family,
+        exponent=exponent * float(rng.uniform(0.9, 1.1)),
+        scale=scale3,
+        waves=waves,
+        freqs=freqs * (2.5 if family == "urchin" else 1.0),
+        phases=phases,
+        amps=amps * amp / float(amps.sum()) * 2.0,
+        spiky=family == "urchin",
+        palette=palette,
+        metal=0.85 if family in ("crate", "gem") else 0.05,
+        detail=1.6 if hyper else 1.0,
+    )
+
+
+def _noise(shape: _Shape, d: F64, octave: float = 1.0) -> F64:
+    """Smooth noise on the unit sphere: a sum of seeded plane waves, roughly in [-1, 1]."""
+    proj = d @ shape.waves.T  # (n, k)
+    val = np.sin(proj * (shape.freqs * octave) + shape.phases)
+    if shape.spiky:
+        val = 1.0 - 2.0 * np.abs(val)
+    out: F64 = (val * shape.amps).sum(axis=1) / max(float(shape.amps.sum()), 1e-9)
+    return out
+
+
+def _radius(shape: _Shape, d: F64) -> F64:
+    e = shape.exponent
+    r_sq: F64 = (np.abs(d) ** e).sum(axis=1) ** (-1.0 / e)
+    r: F64 = r_sq * np.exp(_noise(shape, d) * float(shape.amps.sum()))
+    return r
+
+
+def _cube_points(face: NDArray[np.intp], a: F64, b: F64) -> F64:
+    """Points on the cube for face indices and face coordinates in [-1, 1] (equal-angle spacing)."""
+    ta = np.tan(a * (math.pi / 4))
+    tb = np.tan(b * (math.pi / 4))
+    # tan(pi/4) is not exactly 1.0 in floating point; pin the edges so neighbouring faces share vertices.
+    ta = np.where(np.abs(a) == 1.0, a, ta)
+    tb = np.where(np.abs(b) == 1.0, b, tb)
+    f = _FACES[face]
+    pts: F64 = f[:, 0] + ta[:, None] * f[:, 1] + tb[:, None] * f[:, 2]
+    return pts
+
+
+def _atlas_uv(face: NDArray[np.intp], s: F64, t: F64) -> F64:
+    """Atlas UV (glTF convention, v down) of face-local coordinates s, t in [0, 1]."""
+    col = (face % 3).astype(np.float64)
+    row = (face // 3).astype(np.float64)
+    u = (col + _ATLAS_PAD + s * (1 - 2 * _ATLAS_PAD)) / 3.0
+    v = (row + _ATLAS_PAD + t * (1 - 2 * _ATLAS_PAD)) / 2.0
+    return np.stack([u, v], axis=1)
+
+
+def _build_mesh(shape: _Shape, n: int) -> tuple[F64, F64, F64, NDArray[np.uint32]]:
+    """Positions, normals, UVs and triangle indices of the deformed cube-sphere with n x n quads per face."""
+    g = np.linspace(0.0, 1.0, n + 1)
+    ss, tt = np.meshgrid(g, g, indexing="ij")  # ss varies along axis 0 (the i index)
+    s = np.tile(ss.ravel(), 6)
+    t = np.tile(tt.ravel(), 6)
+    face = np.repeat(np.arange(6), (n + 1) ** 2)
+    cube = _cube_points(face, s * 2 - 1, t * 2 - 1)
+    d = cube / np.linalg.norm(cube, axis=1, keepdims=True)
+    pos = d * _radius(shape, d)[:, None] * np.asarray(shape.scale)
+    pos -= (pos.max(axis=0) + pos.min(axis=0)) / 2
+    pos /= np.abs(pos).max()
+    uv = _atlas_uv(face, s, t)
+
+    # Two triangles per grid quad; winding chosen per face so every face points outwards.
+    i, j = np.meshgrid(np.arange(n), np.arange(n), indexing="ij")
+    v00 = (i * (n + 1) + j).ravel()
+    v10 = v00 + (n + 1)
+    v01 = v00 + 1
+    v11 = v10 + 1
+    quad = np.stack([v00, v10, v11, v00, v11, v01], axis=1).reshape(-1, 3)
+    outward = np.einsum("ij,ij->i", np.cross(_FACES[:, 1], _FACES[:, 2]), _FACES[:, 0]) > 0
+    tris = []
+    for k in range(6):  # six faces, not per-vertex work
+        block = quad + k * (n + 1) ** 2
+        tris.append(block if outward[k] else block[:, ::-1])
+    faces = np.concatenate(tris).astype(np.uint32)
+
+    normals = _welded_normals(pos, faces)
+    return pos, normals, uv, faces
+
+
+def _welded_normals(pos: F64, faces: NDArray[np.uint32]) -> F64:
+    """Smooth vertex normals computed as if the seams were welded, so cube-face edges do not show."""
+    key = np.round(pos * 1e6).astype(np.int64)
+    _, inverse = np.unique(key, axis=0, return_inverse=True)
+    inverse = inverse.ravel()
+    tri = pos[faces]
+    fn = np.cross(tri[:, 1] - tri[:, 0], tri[:, 2] - tri[:, 0])  # area-weighted
+    welded = inverse[faces]
+    m = int(inverse.max()) + 1
+    acc = np.stack(
+        [np.bincount(welded.ravel(), weights=np.repeat(fn[:, c], 3), minlength=m) for c in range(3)], axis=1
+    )
+    acc /= np.maximum(np.linalg.norm(acc, axis=1, keepdims=True), 1e-12)
+    out: F64 = acc[inverse]
+    return out
+
+
+def _texel_directions(size: int) -> tuple[F64, NDArray[np.intp]]:
+    """Unit sphere direction under every texel of the atlas (invert :func:`_atlas_uv`)."""
+    c = (np.arange(size) + 0.5) / size
+    u, v = np.meshgrid(c, c, indexing="xy")  # v is the row
+    col = np.minimum((u * 3).astype(np.intp), 2)
+    row = np.minimum((v * 2).astype(np.intp), 1)
+    face = (row * 3 + col).ravel()
+    s = np.clip(((u * 3 - col) - _ATLAS_PAD) / (1 - 2 * _ATLAS_PAD), 0.0, 1.0).ravel()
+    t = np.clip(((v * 2 - row) - _ATLAS_PAD) / (1 - 2 * _ATLAS_PAD), 0.0, 1.0).ravel()
+    cube = _cube_points(face, s * 2 - 1, t * 2 - 1)
+    return cube / np.linalg.norm(cube, axis=1, keepdims=True), face
+
+
+def _textures(shape: _Shape, size: int, pbr: bool) -> list[bytes]:
+    """PNG bytes of base colour (+ metallic-roughness and normal maps when ``pbr``)."""
+    d, _ = _texel_directions(size)
+    pattern = _noise(shape, d, octave=2.3)
+    bands = np.sin(d[:, 1] * 9.0 + pattern * 3.0)
+    w1 = np.clip(0.5 + 0.5 * pattern, 0, 1)[:, None]
+    w2 = np.clip(bands, 0, 1)[:, None] * 0.35
+    p = shape.palette
+    colour = p[0] * (1 - w1) + p[1] * w1
+    colour = colour * (1 - w2) + p[2] * w2
+    height = _noise(shape, d, octave=6.0) * 0.5 + 0.5 * pattern
+    if not pbr:
+        # "Shaded": lighting baked into the colour (a fixed key light plus a cavity term), no other maps.
+        light = np.array([0.4, 0.8, 0.45])
+        light /= np.linalg.norm(light)
+        lambert = np.clip(d @ light, 0.0, 1.0)
+        colour = colour * (0.35 + 0.65 * lambert[:, None]) * (0.85 + 0.15 * height[:, None])
+    images = [_png(_to_srgb8(colour).reshape(size, size, 3))]
+    if pbr:
+        rough = np.clip(0.55 + 0.35 * pattern, 0.05, 1.0)
+        metal = np.clip(shape.metal + 0.1 * bands, 0.0, 1.0)
+        mr = np.stack([np.ones_like(rough), rough, metal], axis=1)  # glTF: G roughness, B metalness
+        images.append(_png(_to8(mr).reshape(size, size, 3)))
+        h = height.reshape(size, size)
+        gy, gx = np.gradient(h)
+        strength = 6.0 * shape.detail
+        nrm = np.stack([-gx * strength, -gy * strength, np.ones_like(h)], axis=-1)
+        nrm /= np.linalg.norm(nrm, axis=-1, keepdims=True)
+        images.append(_png(_to8(nrm * 0.5 + 0.5)))
+    return images
+
+
+def _to8(x: F64) -> NDArray[np.uint8]:
+    return np.clip(np.round(x * 255.0), 0, 255).astype(np.uint8)
+
+
+def _to_srgb8(linear: F64) -> NDArray[np.uint8]:
+    lin = np.clip(linear, 0.0, 1.0)
+    srgb = np.where(lin <= 0.0031308, lin * 12.92, 1.055 * lin ** (1 / 2.4) - 0.055)
+    return _to8(srgb)
+
+
+def _png(pixels: NDArray[np.uint8]) -> bytes:
+    """PNG with fixed encoder settings and no metadata chunks, so equal pixels give equal bytes."""
+    from PIL import Image
+
+    buf = io.BytesIO()
+    Image.fromarray(pixels).save(buf, format="PNG", compress_level=6, optimize=False)
+    return buf.getvalue()
+
+
+def _pad4(b: bytes, fill: bytes = b"\x00") -> bytes:
+    return b + fill * (-len(b) % 4)
+
+
+def _write_glb(
+    pos: F64, normals: F64, uv: F64, faces: NDArray[np.uint32], images: list[bytes], name: str, pbr: bool
+) -> bytes:
+    """A glTF 2.0 binary with one mesh, one metallic-roughness material and embedded PNG textures."""
+    blobs: list[bytes] = []
+    views: list[dict[str, Any]] = []
+    offset = 0
+
+    def add_view(data: bytes, target: int | None) -> int:
+        nonlocal offset
+        view: dict[str, Any] = {"buffer": 0, "byteOffset": offset, "byteLength": len(data)}
+        if target is not None:
+            view["target"] = target
+        views.append(view)
+        padded = _pad4(data)
+        blobs.append(padded)
+        offset += len(padded)
+        return len(views) - 1
+
+    p32 = np.ascontiguousarray(pos, dtype="<f4")
+    n32 = np.ascontiguousarray(normals, dtype="<f4")
+    t32 = np.ascontiguousarray(uv, dtype="<f4")
+    i32 = np.ascontiguousarray(faces.ravel(), dtype="<u4")
+    accessors = [
+        {
+            "bufferView": add_view(p32.tobytes(), 34962),
+            "componentType": 5126,
+            "count": len(p32),
+            "type": "VEC3",
+            "min": [float(x) for x in p32.min(axis=0)],
+            "max": [float(x) for x in p32.max(axis=0)],
+        },
+        {"bufferView": add_view(n32.tobytes(), 34962), "componentType": 5126, "count": len(n32), "type": "VEC3"},
+        {"bufferView": add_view(t32.tobytes(), 34962), "componentType": 5126, "count": len(t32), "type": "VEC2"},
+        {
+            "bufferView": add_view(i32.tobytes(), 34963),
+            "componentType": 5125,
+            "count": len(i32),
+            "type": "SCALAR",
+        },
+    ]
+    image_entries = [{"bufferView": add_view(png, None), "mimeType": "image/png"} for png in images]
+    pbr_block: dict[str, Any] = {"baseColorTexture": {"index": 0}}
+    material: dict[str, Any] = {"name": f"{name}-material", "pbrMetallicRoughness": pbr_block}
+    if pbr:
+        pbr_block["metallicRoughnessTexture"] = {"index": 1}
+        pbr_block["metallicFactor"] = 1.0
+        pbr_block["roughnessFactor"] = 1.0
+        material["normalTexture"] = {"index": 2}
+    else:
+        pbr_block["metallicFactor"] = 0.0
+        pbr_block["roughnessFactor"] = 1.0
+    gltf = {
+        "asset": {"version": "2.0", "generator": "rodin_nb sandbox meshgen"},
+        "scene": 0,
+        "scenes": [{"nodes": [0]}],
+        "nodes": [{"mesh": 0, "name": name}],
+        "meshes": [
+            {
+                "name": name,
+                "primitives": [
+                    {
+                        "attributes": {"POSITION": 0, "NORMAL": 1, "TEXCOORD_0": 2},
+                        "indices": 3,
+                        "material": 0,
+                        "mode": 4,
+                    }
+                ],
+            }
+        ],
+        "materials": [material],
+        "samplers": [{"magFilter": 9729, "minFilter": 9987, "wrapS": 33071, "wrapT": 33071}],
+        "textures": [{"sampler": 0, "source": k} for k in range(len(images))],
+        "images": image_entries,
+        "accessors": accessors,
+        "bufferViews": views,
+        "buffers": [{"byteLength": offset}],
+    }
+    json_chunk = _pad4(json.dumps(gltf, sort_keys=True, separators=(",", ":")).encode(), b" ")
+    bin_chunk = b"".join(blobs)
+    total = 12 + 8 + len(json_chunk) + 8 + len(bin_chunk)
+    return b"".join(
+        [
+            struct.pack("<4sII", b"glTF", 2, total),
+            struct.pack("<I4s", len(json_chunk), b"JSON"),
+            json_chunk,
+            struct.pack("<I4s", len(bin_chunk), b"BIN\x00"),
+            bin_chunk,
+        ]
+    )
+
+
+def make_glb(params: dict[str, Any]) -> bytes:
+    """A deterministic textured GLB for a generate request.
+
+    Parameters
+    ----------
+    params:
+        The request inputs (wire names). The caller should fill in defaults and resolve the seed
+        first so that equivalent requests share one key; ``images`` may hold content digests.
+        ``quality`` picks the triangle count (Sketch forces ``medium``); ``material`` ``PBR`` adds
+        metallic-roughness and normal textures, ``Shaded`` bakes lighting into the base colour.
+
+    Returns
+    -------
+    bytes
+        GLB bytes; identical ``params`` give identical bytes.
+    """
+    shape = _shape_for(params)
+    quality = _effective_quality(params)
+    pbr = str(params.get("material", "PBR")) != "Shaded"
+    pos, normals, uv, faces = _build_mesh(shape, QUALITY_GRID[quality])
+    images = _textures(shape, _TEXTURE_SIZE[quality], pbr)
+    return _write_glb(pos, normals, uv, faces, images, f"rodin-sandbox-{shape.family}", pbr)
+
+
+def make_preview(glb_bytes: bytes, size: int = 256) -> bytes:
+    """A small deterministic PNG view of a GLB (z-buffered, textured, Lambert-shaded).
+
+    Deliberately simple and self-contained so it can later be swapped for an offline renderer: it only
+    needs the GLB bytes. Rasterisation is vectorised over all candidate pixels of all triangles.
+    """
+    import trimesh
+
+    mesh = trimesh.load(io.BytesIO(glb_bytes), file_type="glb", force="mesh", process=False)
+    verts = np.asarray(mesh.vertices, dtype=np.float64)
+    tris = np.asarray(mesh.faces, dtype=np.int64)
+    normals = np.asarray(mesh.vertex_normals, dtype=np.float64)
+    colours = _vertex_colours(mesh, len(verts))
+
+    # Fixed three-quarter view from above; orthographic, fitted to the bounding sphere.
+    yaw, pitch = math.radians(35.0), math.radians(-22.0)
+    ry = np.array([[math.cos(yaw), 0, math.sin(yaw)], [0, 1, 0], [-math.sin(yaw), 0, math.cos(yaw)]])
+    rx = np.array([[1, 0, 0], [0, math.cos(pitch), -math.sin(pitch)], [0, math.sin(pitch), math.cos(pitch)]])
+    rot = rx @ ry
+    centre = (verts.max(axis=0) + verts.min(axis=0)) / 2
+    v = (verts - centre) @ rot.T
+    nv = normals @ rot.T
+    radius = max(float(np.linalg.norm(v, axis=1).max()), 1e-9)
+    scale = (size * 0.46) / radius
+    sx = size / 2 + v[:, 0] * scale
+    sy = size / 2 - v[:, 1] * scale
+    depth = -v[:, 2]  # camera looks down -z; smaller is nearer
+
+    x0, x1, x2 = sx[tris[:, 0]], sx[tris[:, 1]], sx[tris[:, 2]]
+    y0, y1, y2 = sy[tris[:, 0]], sy[tris[:, 1]], sy[tris[:, 2]]
+    area = (x1 - x0) * (y2 - y0) - (x2 - x0) * (y1 - y0)
+    keep = np.abs(area) > 1e-12
+    tris, x0, x1, x2, y0, y1, y2, area = (a[keep] for a in (tris, x0, x1, x2, y0, y1, y2, area))
+    xmin = np.clip(np.floor(np.minimum(np.minimum(x0, x1), x2)), 0, size - 1).astype(np.int64)
+    xmax = np.clip(np.ceil(np.maximum(np.maximum(x0, x1), x2)), 0, size - 1).astype(np.int64)
+    ymin = np.clip(np.floor(np.minimum(np.minimum(y0, y1), y2)), 0, size - 1).astype(np.int64)
+    ymax = np.clip(np.ceil(np.maximum(np.maximum(y0, y1), y2)), 0, size - 1).astype(np.int64)
+    w = xmax - xmin + 1
+    h = ymax - ymin + 1
+    counts = w * h
+    owner = np.repeat(np.arange(len(counts)), counts)
+    local = np.arange(int(counts.sum())) - np.repeat(np.cumsum(counts) - counts, counts)
+    px = xmin[owner] + local % w[owner]
+    py = ymin[owner] + local // w[owner]
+    cx, cy = px + 0.5, py + 0.5
+    a = owner
+    l1 = ((x2[a] - cx) * (y0[a] - cy) - (x0[a] - cx) * (y2[a] - cy)) / area[a]
+    l2 = ((x0[a] - cx) * (y1[a] - cy) - (x1[a] - cx) * (y0[a] - cy)) / area[a]
+    l0 = 1.0 - l1 - l2
+    inside = (l0 >= -1e-9) & (l1 >= -1e-9) & (l2 >= -1e-9)
+    owner, px, py, l0, l1, l2 = owner[inside], px[inside], py[inside], l0[inside], l1[inside], l2[inside]
+    t = tris[owner]
+    bary = np.stack([l0, l1, l2], axis=1)[:, :, None]
+    z = (depth[t] * bary[:, :, 0]).sum(axis=1)
+    pixel = py * size + px
+    order = np.lexsort((z, pixel))  # nearest first within each pixel
+    first = np.unique(pixel[order], return_index=True)[1]
+    win = order[first]
+
+    n = (nv[t[win]] * bary[win]).sum(axis=1)
+    n /= np.maximum(np.linalg.norm(n, axis=1, keepdims=True), 1e-12)
+    n *= np.where(n[:, 2:3] < 0, -1.0, 1.0)  # light back faces as if seen from the front
+    light = np.array([0.35, 0.6, 0.72])
+    light /= np.linalg.norm(light)
+    shade = 0.28 + 0.72 * np.clip(n @ light, 0.0, 1.0)
+    col = (colours[t[win]] * bary[win]).sum(axis=1) * shade[:, None]
+
+    # Vertical grey gradient background, then the shaded surface on top.
+    grad = np.linspace(0.93, 0.78, size)[:, None, None] * np.ones((1, size, 3))
+    img = grad.reshape(-1, 3)
+    img[pixel[win]] = col
+    return _png(_to8(img).reshape(size, size, 3))
+
+
+def _vertex_colours(mesh: Any, count: int) -> F64:
+    """Per-vertex colour in [0, 1] sampled from the base colour texture (or factor), grey if none."""
+    fallback = np.full((count, 3), 0.7)
+    visual = getattr(mesh, "visual", None)
+    material = getattr(visual, "material", None)
+    texture = getattr(material, "baseColorTexture", None)
+    uv = getattr(visual, "uv", None)
+    if texture is not None and uv is not None and len(uv) == count:
+        tex = np.asarray(texture.convert("RGB"), dtype=np.float64) / 255.0
+        th, tw = tex.shape[:2]
+        uvs = np.asarray(uv, dtype=np.float64)
+        # trimesh flips glTF's V on load; undo it to index image rows.
+        col = np.clip((uvs[:, 0] % 1.0) * tw, 0, tw - 1).astype(np.int64)
+        row = np.clip((1.0 - (uvs[:, 1] % 1.0)) * th, 0, th - 1).astype(np.int64)
+        out: F64 = tex[row, col]
+        return out
+    factor = getattr(material, "baseColorFactor", None)
+    if factor is not None:
+        rgb = np.asarray(factor, dtype=np.float64)[:3]
+        if rgb.max() > 1.0:
+            rgb = rgb / 255.0
+        return np.tile(rgb, (count, 1))
+    return fallback

@@ -1,0 +1,230 @@
+"""A content-addressed file store in the workspace, and the result downloader that fills it.
+
+Files live at ``<workspace>/assets/<sha256[:2]>/<sha256><ext>``: identical results share one file, a
+path says what its bytes are, and a half-written file can never be mistaken for a result (writes go to
+a temp file in the same folder and are renamed into place only after the hash and format check).
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import logging
+import os
+import struct
+import tempfile
+import time
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import requests
+
+from .api import ScenarioAPI
+from .errors import APIConnectionError, AssetError
+from .transport import RetryPolicy
+
+__all__ = ["AssetStore", "Downloader", "StoredFile", "check_format"]
+
+log = logging.getLogger("rodin_nb.store")
+
+CHUNK = 1 << 20
+EXTENSIONS = {
+    "model/gltf-binary": ".glb",
+    "model/glb": ".glb",
+    "image/png": ".png",
+    "image/jpeg": ".jpg",
+    "image/webp": ".webp",
+    "model/obj": ".obj",
+    "model/x-fbx": ".fbx",
+    "model/vnd.usdz+zip": ".usdz",
+    "model/stl": ".stl",
+}
+# Statuses a signed-URL host answers once the signature has expired (S3: 403 "Request has expired";
+# other CDNs use 400/401/410). All of them mean: ask the API for a fresh URL.
+EXPIRED_STATUSES = frozenset({400, 401, 403, 404, 410})
+
+
+@dataclass(frozen=True)
+class StoredFile:
+    """One downloaded result file."""
+
+    asset_id: str
+    role: str  # "model", "preview" or "other"
+    path: Path
+    sha256: str
+    size: int
+    mime_type: str
+
+
+def extension_for(mime_type: str | None, url: str = "") -> str:
+    if mime_type and mime_type.lower() in EXTENSIONS:
+        return EXTENSIONS[mime_type.lower()]
+    suffix = Path(url.split("?", 1)[0]).suffix.lower()
+    return suffix if 1 < len(suffix) <= 6 else ".bin"
+
+
+def check_format(path: Path, ext: str) -> str | None:
+    """Why the file is not a well-formed ``ext`` file, or None. Cheap structural checks only."""
+    size = path.stat().st_size
+    with path.open("rb") as handle:
+        head = handle.read(12)
+        if ext == ".glb":
+            if len(head) < 12 or head[:4] != b"glTF":
+                return "not a GLB file (no glTF magic)"
+            version, length = struct.unpack("<II", head[4:12])
+            if version != 2:
+                return f"GLB version {version}, expected 2"
+            if length != size:
+                return f"GLB header says {length} bytes, file has {size} (truncated or padded)"
+        elif ext == ".png":
+            if head[:8] != b"\x89PNG\r\n\x1a\n":
+                return "not a PNG file"
+            handle.seek(max(0, size - 12))
+            if b"IEND" not in handle.read(12):
+                return "PNG without its end chunk (truncated)"
+        elif ext == ".jpg":
+            if head[:2] != b"\xff\xd8":
+                return "not a JPEG file"
+            handle.seek(max(0, size - 2))
+            if handle.read(2) != b"\xff\xd9":
+                return "JPEG without its end marker (truncated)"
+    return None
+
+
+class AssetStore:
+    """Content-addressed files under ``root``; safe for several processes writing at once."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = Path(root)
+
+    def path_for(self, sha256: str, ext: str) -> Path:
+        return self.root / sha256[:2] / f"{sha256}{ext}"
+
+    def has(self, sha256: str, ext: str) -> Path | None:
+        """The stored file if present and intact (its content is re-hashed)."""
+        path = self.path_for(sha256, ext)
+        if path.is_file() and _sha256_file(path) == sha256:
+            return path
+        return None
+
+    def put_stream(
+        self,
+        chunks: Iterable[bytes],
+        ext: str,
+        *,
+        expected_size: int | None = None,
+        expected_sha256: str | None = None,
+    ) -> tuple[Path, str, int]:
+        """Write chunks to a temp file, verify, then rename into place. Returns (path, sha256, size)."""
+        tmp_dir = self.root / "tmp"
+        tmp_dir.mkdir(parents=True, exist_ok=True)
+        digest = hashlib.sha256()
+        size = 0
+        fd, tmp_name = tempfile.mkstemp(dir=tmp_dir, suffix=ext + ".part")
+        tmp = Path(tmp_name)
+        try:
+            with os.fdopen(fd, "wb") as handle:
+                for chunk in chunks:
+                    handle.write(chunk)
+                    digest.update(chunk)
+                    size += len(chunk)
+                handle.flush()
+                os.fsync(handle.fileno())
+            sha = digest.hexdigest()
+            if expected_size is not None and size != expected_size:
+                raise AssetError(f"download incomplete: {size} of {expected_size} bytes")
+            if expected_sha256 is not None and sha != expected_sha256:
+                raise AssetError(
+                    f"download corrupt: sha256 {sha[:12]}... differs from the server's "
+                    f"{expected_sha256[:12]}..."
+                )
+            problem = check_format(tmp, ext)
+            if problem:
+                raise AssetError(f"download corrupt: {problem}")
+            final = self.path_for(sha, ext)
+            final.parent.mkdir(parents=True, exist_ok=True)
+            os.replace(tmp, final)  # atomic on one file system; identical content makes races harmless
+            return final, sha, size
+        finally:
+            tmp.unlink(missing_ok=True)
+
+
+def _sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for chunk in iter(lambda: handle.read(CHUNK), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _server_sha256(headers: Mapping[str, str]) -> str | None:
+    """The checksum a signed-URL host sends, if any (S3's ``x-amz-checksum-sha256`` is base64)."""
+    value = headers.get("x-amz-checksum-sha256")
+    if not value:
+        return None
+    try:
+        return base64.b64decode(value, validate=True).hex()
+    except (binascii.Error, ValueError):
+        return None
+
+
+class Downloader:
+    """Fetches assets into an :class:`AssetStore`, surviving expired URLs, drops and corrupt bytes."""
+
+    def __init__(
+        self, api: ScenarioAPI, store: AssetStore, *, retry: RetryPolicy | None = None, attempts: int = 5
+    ) -> None:
+        self.api = api
+        self.store = store
+        self.retry = retry or RetryPolicy()
+        self.attempts = attempts
+
+    def fetch(
+        self, asset_id: str, *, role: str = "other", asset: Mapping[str, Any] | None = None
+    ) -> StoredFile:
+        """Download one asset and return the stored file; raise AssetError after ``attempts`` tries."""
+        info = dict(asset) if asset else self.api.get_asset(asset_id)
+        last_problem = "no attempt made"
+        for attempt in range(self.attempts):
+            url = info.get("url")
+            if not url:
+                raise AssetError(f"asset {asset_id} has no download URL (status {info.get('status')!r})")
+            mime = str(info.get("mimeType") or "")
+            ext = extension_for(mime, url)
+            try:
+                response = self.api.transport.get_external(url)
+            except APIConnectionError as exc:
+                last_problem = str(exc)
+                time.sleep(self.retry.delay(attempt))
+                continue
+            with response:
+                if response.status_code in EXPIRED_STATUSES:
+                    # The signed URL expired (or was never valid): only a fresh one from the API helps.
+                    last_problem = f"signed URL refused with HTTP {response.status_code} (expired?)"
+                    log.info("asset %s: %s; fetching a fresh URL", asset_id, last_problem)
+                    info = self.api.get_asset(asset_id)
+                    continue
+                if response.status_code >= 400:
+                    last_problem = f"HTTP {response.status_code} from the file host"
+                    time.sleep(self.retry.delay(attempt))
+                    continue
+                length = response.headers.get("content-length")
+                try:
+                    path, sha, size = self.store.put_stream(
+                        response.iter_content(CHUNK),
+                        ext,
+                        expected_size=int(length) if length and length.isdigit() else None,
+                        expected_sha256=_server_sha256(response.headers),
+                    )
+                except (AssetError, requests.RequestException) as exc:
+                    last_problem = str(exc)
+                    log.info("asset %s: %s; retrying", asset_id, last_problem)
+                    time.sleep(self.retry.delay(attempt))
+                    continue
+            return StoredFile(asset_id=asset_id, role=role, path=path, sha256=sha, size=size, mime_type=mime)
+        raise AssetError(
+            f"could not download asset {asset_id} after {self.attempts} attempts: {last_problem}"
+        )

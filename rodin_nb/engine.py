@@ -16,13 +16,15 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 
 from .api import TERMINAL_STATUSES, ScenarioAPI
-from .errors import APIConnectionError, AssetError, AuthenticationError, NotFoundError, RodinError
+from .errors import AuthenticationError, NotFoundError, RodinError
 from .jobs import PollPolicy, Run
 from .store import Downloader, StoredFile
 
 __all__ = ["Engine"]
 
 log = logging.getLogger("rodin_nb.engine")
+
+MAX_ERRORS_IN_A_ROW = 20
 
 
 class Engine:
@@ -92,6 +94,23 @@ class Engine:
                 return
 
     def _poll_once(self, run: Run) -> None:
+        try:
+            self._poll(run)
+        except Exception as exc:  # never let a pool thread swallow a run: it would wait forever
+            log.exception("unexpected error while following run %s", run.run_id)
+            run.errors_in_a_row += 1
+            if run.errors_in_a_row >= MAX_ERRORS_IN_A_ROW:
+                run._abort(RodinError(f"stopped following job {run.job_id} after repeated errors: {exc}"))
+            else:
+                self._reschedule_after_error(run)
+
+    def _reschedule_after_error(self, run: Run) -> None:
+        run.poll_delay = min(self.poll.max_s, max(self.poll.min_s, run.poll_delay * self.poll.growth))
+        with self._cv:
+            if not self._stopped:
+                self._schedule(run, run.poll_delay)
+
+    def _poll(self, run: Run) -> None:
         assert run.job_id is not None
         try:
             job = self.api.get_job(run.job_id)
@@ -99,18 +118,15 @@ class Engine:
             run._mark_lost(f"the service no longer knows job {run.job_id}")
             return
         except AuthenticationError as exc:
-            # Credentials went bad mid-run: stop polling rather than spin; the job id stays for resume.
-            run.download_error = None
-            run.error = str(exc)
-            run._finish()
+            # Credentials went bad mid-run: stop following rather than spin; the job id stays for resume.
+            run._abort(exc)
             return
-        except (APIConnectionError, RodinError) as exc:
+        except RodinError as exc:
             # The transport already retried; try again later, backing off, never dropping the run.
             log.info("poll of %s failed (%s); will retry", run.job_id, exc)
-            run.poll_delay = min(self.poll.max_s, max(self.poll.min_s, run.poll_delay * self.poll.growth))
-            with self._cv:
-                self._schedule(run, run.poll_delay)
+            self._reschedule_after_error(run)
             return
+        run.errors_in_a_row = 0
         run._apply_job(job)
         if self.on_poll:
             self.on_poll(run)
@@ -140,6 +156,9 @@ class Engine:
             stored.sort(key=lambda item: {"model": 0, "preview": 1}.get(item.role, 2))
             run.stored = stored
             run.download_error = None
-        except (AssetError, APIConnectionError, RodinError) as exc:
+        except RodinError as exc:  # AssetError, or the API refusing the asset lookups
             run.download_error = str(exc)
+        except Exception as exc:
+            log.exception("unexpected error while downloading run %s", run.run_id)
+            run.download_error = f"{type(exc).__name__}: {exc}"
         run._finish()

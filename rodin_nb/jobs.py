@@ -111,6 +111,8 @@ class Run:
         self._samples: list[tuple[float, float]] = []  # (monotonic time, progress) while running
         self._listeners: list[Callable[[Run], None]] = []
         self.poll_delay = 0.0
+        self.errors_in_a_row = 0
+        self._failure: Exception | None = None  # why the engine stopped following this run early
 
     # --- reading -------------------------------------------------------------------------------------
 
@@ -191,6 +193,8 @@ class Run:
         return self
 
     def _raise_for_outcome(self) -> None:
+        if self._failure is not None:
+            raise self._failure
         if self.status == "failure":
             raise JobFailed(
                 f"job {self.job_id} failed: {self.error or 'no error message'}"
@@ -276,6 +280,13 @@ class Run:
         if not self._future.done():
             self._future.set_result(None)
         self._notify()
+
+    def _abort(self, error: Exception) -> None:
+        """Stop following the run (the job may still run on the service); wait() raises ``error``."""
+        with self._lock:
+            self._failure = error
+            self.error = str(error)
+        self._finish()
 
     def _mark_lost(self, message: str) -> None:
         with self._lock:

@@ -454,6 +454,10 @@ def _cross_field_problems(
     return errors, notes
 
 
+def _is_blank(value: Any) -> bool:
+    return value is None or (isinstance(value, (list, tuple)) and len(value) == 0)
+
+
 def _draw_seed() -> int:
     return random.SystemRandom().randint(0, SEED_MAX)
 
@@ -482,7 +486,8 @@ class RodinRequest:
 
     def __init__(self, *, schema: ModelSchema | None = None, **params: Any) -> None:
         self.schema = schema or _snapshot_schema()
-        given = {name: value for name, value in params.items() if value is not None}
+        # None and an empty list mean "not given": a form's empty image picker sends no images at all.
+        given = {name: value for name, value in params.items() if not _is_blank(value)}
         problems: list[tuple[str, str]] = []
         normalised: dict[str, Any] = {}
         for name, value in given.items():
@@ -492,9 +497,13 @@ class RodinRequest:
             wire_value, issues = _check_value(self.schema[name], value)
             problems.extend((name, issue) for issue in issues)
             normalised[name] = wire_value
+        # A field given with a bad value counts as given for the required rules, so one mistake
+        # (an empty prompt) is reported once, not again as "images required".
+        bad_fields = {field for field, _ in problems}
+        defined = {**normalised, **{name: "<given>" for name in bad_fields if name in normalised}}
         for spec in self.schema.inputs:
             if spec.name not in normalised and spec.name not in given:
-                for issue in _required_problems(spec, normalised):
+                for issue in _required_problems(spec, defined):
                     problems.append((spec.name, issue))
         full = {**self.schema.defaults(), **normalised}
         if full.get("tier") == "Sketch" and "quality" not in given and "quality" in self.schema:

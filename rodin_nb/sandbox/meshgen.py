@@ -215,9 +215,9 @@ def _welded_normals(pos: F64, faces: NDArray[np.uint32]) -> F64:
     fn = np.cross(tri[:, 1] - tri[:, 0], tri[:, 2] - tri[:, 0])  # area-weighted
     welded = inverse[faces]
     m = int(inverse.max()) + 1
-    acc = np.stack(
+    acc: F64 = np.stack(
         [np.bincount(welded.ravel(), weights=np.repeat(fn[:, c], 3), minlength=m) for c in range(3)], axis=1
-    )
+    ).astype(np.float64)
     acc /= np.maximum(np.linalg.norm(acc, axis=1, keepdims=True), 1e-12)
     out: F64 = acc[inverse]
     return out
@@ -323,8 +323,18 @@ def _write_glb(
             "min": [float(x) for x in p32.min(axis=0)],
             "max": [float(x) for x in p32.max(axis=0)],
         },
-        {"bufferView": add_view(n32.tobytes(), 34962), "componentType": 5126, "count": len(n32), "type": "VEC3"},
-        {"bufferView": add_view(t32.tobytes(), 34962), "componentType": 5126, "count": len(t32), "type": "VEC2"},
+        {
+            "bufferView": add_view(n32.tobytes(), 34962),
+            "componentType": 5126,
+            "count": len(n32),
+            "type": "VEC3",
+        },
+        {
+            "bufferView": add_view(t32.tobytes(), 34962),
+            "componentType": 5126,
+            "count": len(t32),
+            "type": "VEC2",
+        },
         {
             "bufferView": add_view(i32.tobytes(), 34963),
             "componentType": 5125,
@@ -415,7 +425,7 @@ def make_preview(glb_bytes: bytes, size: int = 256) -> bytes:
     """
     import trimesh
 
-    mesh = trimesh.load(io.BytesIO(glb_bytes), file_type="glb", force="mesh", process=False)
+    mesh: Any = trimesh.load(io.BytesIO(glb_bytes), file_type="glb", force="mesh", process=False)
     verts = np.asarray(mesh.vertices, dtype=np.float64)
     tris = np.asarray(mesh.faces, dtype=np.int64)
     normals = np.asarray(mesh.vertex_normals, dtype=np.float64)

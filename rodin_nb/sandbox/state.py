@@ -1,0 +1,560 @@
+"""Jobs, assets, accounts and simulated time: everything the sandbox remembers.
+
+Time is simulated *lazily*: nothing runs in the background. Each job records when it was created, how
+long it runs and whether (and when) it fails; on every read :meth:`SandboxState.advance` replays, in
+time order, the starts and ends that happened since the last read, per account, honouring the parallel
+job limit. Because every event time is derived from the job's own parameters and from earlier events
+(never from when somebody happened to poll), the result is the same however often or rarely clients
+read, and a cancelled or failed job frees its slot at exactly the moment it ended.
+
+A job walks ``pending`` -> ``queued`` -> ``warming-up`` -> ``in-progress`` -> ``finalizing`` ->
+``success`` (or ``failure`` partway through ``in-progress``, or ``canceled`` whenever asked). Its
+running time (warming-up to the end) is ``job_seconds`` if given, else a per-tier base divided by
+``speed``; pending and queued time come on top of it.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import secrets
+import string
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Any
+
+from . import model
+from .faults import FaultInjector
+
+__all__ = ["STATUSES", "TERMINAL", "Asset", "Job", "SandboxError", "SandboxState", "iso_utc"]
+
+STATUSES = ("pending", "queued", "warming-up", "in-progress", "finalizing", "success", "failure", "canceled")
+TERMINAL = frozenset({"success", "failure", "canceled"})
+
+# Shares of a job's running time spent warming up and finalizing; the rest is "in-progress".
+WARMUP_SHARE = 0.15
+FINALIZE_SHARE = 0.10
+# Pending and the minimum queued stay are this share of the running time (capped), so both statuses
+# appear in every statusHistory even when a slot is free, as on the real service.
+PRE_RUN_SHARE = 0.04
+PRE_RUN_CAP_S = 3.0
+
+#: Seconds of running time at speed 1, per tier; quality=high and useHyper take a little longer.
+BASE_SECONDS = {"Sketch": 20.0, "Regular": 60.0}
+HIGH_QUALITY_FACTOR = 1.25
+HYPER_FACTOR = 1.1
+
+OWNER_ID = "proj_sandbox"
+_ALPHABET = string.ascii_letters + string.digits
+
+_FAILURES = (
+    (
+        "Generation failed: the reconstructed mesh was not watertight (sandbox injected failure)",
+        "Retry with another seed, or simplify the prompt.",
+    ),
+    (
+        "Generation failed: the input images could not be segmented (sandbox injected failure)",
+        "Use images with a single object on a plain background, or add a prompt.",
+    ),
+    (
+        "Generation failed: the upstream provider timed out (sandbox injected failure)",
+        "Retry later; nothing was produced, so the job should be refunded.",
+    ),
+)
+
+
+class SandboxError(Exception):
+    """An error answer: HTTP status, a message that says what is allowed, and optionally the field."""
+
+    def __init__(self, status: int, message: str, field: str | None = None, **extra: Any) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+        self.field = field
+        self.extra = extra
+
+    def to_json(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"message": self.message}
+        if self.field is not None:
+            out["field"] = self.field
+        out.update(self.extra)
+        return out
+
+
+def random_id(prefix: str, length: int) -> str:
+    return prefix + "".join(secrets.choice(_ALPHABET) for _ in range(length))
+
+
+def iso_utc(wall: float) -> str:
+    """ISO-8601 UTC with milliseconds and ``Z``, as Scenario writes dates."""
+    ms = int(wall * 1000)
+    dt = datetime.fromtimestamp(ms // 1000, tz=timezone.utc)
+    return dt.strftime("%Y-%m-%dT%H:%M:%S") + f".{ms % 1000:03d}Z"
+
+
+def parse_iso(text: str) -> float:
+    """Unix time of an ISO-8601 string (``Z`` or offset; naive means UTC). Raises ValueError."""
+    t = text.strip()
+    if t.endswith(("Z", "z")):
+        t = t[:-1] + "+00:00"
+    dt = datetime.fromisoformat(t)
+    if dt.tzinfo is None:
+        dt = dt.replace(tzinfo=timezone.utc)
+    return dt.timestamp()
+
+
+@dataclass
+class Asset:
+    """A stored asset: an uploaded image, or a job's GLB / preview whose bytes are made on demand."""
+
+    id: str
+    kind: str  # "image" | "3d"
+    mime_type: str
+    source: str  # "uploaded" | "txt23d" | "img23d"
+    created_t: float
+    author_id: str
+    metadata: dict[str, Any]
+    properties: dict[str, Any]
+    data: bytes | None = None  # uploaded bytes; None for generated assets
+    gen_params: dict[str, Any] | None = None  # meshgen key for generated assets
+    role: str = "upload"  # "upload" | "glb" | "preview"
+    preview_id: str | None = None
+    output_index: int | None = None
+
+
+@dataclass(eq=False)  # identity semantics: jobs are looked up in queues by identity
+class Job:
+    """One generation job. Times are ``time.monotonic()`` values; see the module docstring."""
+
+    id: str
+    account: str
+    seq: int
+    created_t: float
+    body: dict[str, Any]
+    cost: int
+    pending_s: float
+    queue_min_s: float
+    duration: float
+    fail_frac: float | None
+    gen_params: dict[str, Any]
+    glb_id: str
+    preview_id: str
+    error: tuple[str, str] | None = None
+    start_t: float | None = None
+    end_t: float | None = None
+    final: str | None = None
+
+    @property
+    def ready_t(self) -> float:
+        return self.created_t + self.pending_s + self.queue_min_s
+
+    @property
+    def natural_end(self) -> float:
+        assert self.start_t is not None
+        return self.start_t + self.duration * (self.fail_frac if self.fail_frac is not None else 1.0)
+
+
+@dataclass
+class _Account:
+    queue: deque[Job] = field(default_factory=deque)
+    running: list[Job] = field(default_factory=list)
+    sim_t: float = float("-inf")
+
+
+class SandboxState:
+    """The sandbox's memory. All public methods are thread-safe (one lock; mesh work happens outside it)."""
+
+    def __init__(
+        self,
+        *,
+        speed: float,
+        job_seconds: float | None,
+        parallel_jobs: int,
+        faults: FaultInjector,
+        clock: Callable[[], float] = time.monotonic,
+        wall_clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.speed = speed
+        self.job_seconds = job_seconds
+        self.parallel_jobs = parallel_jobs
+        self.faults = faults
+        self._clock = clock
+        self._mono0 = clock()
+        self._wall0 = wall_clock()
+        self._lock = threading.RLock()
+        self._jobs: dict[str, Job] = {}
+        self._accounts: dict[str, _Account] = {}
+        self._assets: dict[str, Asset] = {}
+        self._seq = 0
+        self.jobs_created = 0
+        self.uploads = 0
+
+    # ------------------------------------------------------------------ time
+
+    def now(self) -> float:
+        return self._clock()
+
+    def wall(self, t: float) -> float:
+        """Unix time of a monotonic instant (one fixed offset, so dates are consistent with each other)."""
+        return self._wall0 + (t - self._mono0)
+
+    def iso(self, t: float) -> str:
+        return iso_utc(self.wall(t))
+
+    def running_seconds(self, body: dict[str, Any]) -> float:
+        """Running time (warming-up through finalizing) of a job for this body."""
+        if self.job_seconds is not None:
+            return self.job_seconds
+        defaults = model.input_defaults()
+        tier = str(body.get("tier", defaults.get("tier", "Regular")))
+        base = BASE_SECONDS.get(tier, BASE_SECONDS["Regular"])
+        if tier != "Sketch":
+            if body.get("quality", defaults.get("quality")) == "high":
+                base *= HIGH_QUALITY_FACTOR
+            if body.get("useHyper"):
+                base *= HYPER_FACTOR
+        return base / self.speed
+
+    # ---------------------------------------------------------------- assets
+
+    def asset_kind(self, asset_id: str) -> str | None:
+        with self._lock:
+            asset = self._assets.get(asset_id)
+            return asset.kind if asset is not None else None
+
+    def get_asset(self, asset_id: str) -> Asset:
+        now = self.now()
+        with self._lock:
+            self._advance(now)
+            asset = self._assets.get(asset_id)
+        if asset is None:
+            raise SandboxError(404, f"Asset {asset_id!r} not found", "assetId")
+        return asset
+
+    def add_upload(self, account: str, name: str, data: bytes, mime: str, width: int, height: int) -> Asset:
+        now = self.now()
+        asset = Asset(
+            id=random_id("asset_", 22),
+            kind="image",
+            mime_type=mime,
+            source="uploaded",
+            created_t=now,
+            author_id=author_id(account),
+            metadata={"kind": "image", "type": "uploaded", "name": name, "width": width, "height": height},
+            properties={"size": len(data), "width": width, "height": height},
+            data=data,
+        )
+        with self._lock:
+            self._assets[asset.id] = asset
+            self.uploads += 1
+        return asset
+
+    def _image_digest(self, asset_id: str) -> str:
+        asset = self._assets.get(asset_id)
+        if asset is None or asset.data is None:
+            return asset_id
+        return hashlib.sha256(asset.data).hexdigest()
+
+    # ------------------------------------------------------------------ jobs
+
+    def _gen_params(self, body: dict[str, Any], seed: int) -> dict[str, Any]:
+        """The meshgen key: defaults filled in, seed resolved, images replaced by content digests.
+
+        Equivalent requests (explicit defaults vs omitted, the same picture uploaded twice) thus share
+        one key, hence byte-identical results.
+        """
+        params: dict[str, Any] = dict(model.input_defaults())
+        params.update(body)
+        params["seed"] = seed
+        if body.get("images"):
+            params["images"] = [self._image_digest(a) for a in body["images"]]
+        return params
+
+    def create_job(self, account: str, body: dict[str, Any]) -> Job:
+        """Create (and bill) a job for an already validated body."""
+        now = self.now()
+        with self._lock:
+            self._advance(now)
+            seed_value = body.get("seed")
+            # Rodin draws a random seed when none is given; the sandbox does too, and reports it in
+            # the asset metadata so the run can be reproduced.
+            rng = self.faults.rng("job-seed")
+            seed = rng.randrange(0, 65536) if seed_value is None else int(seed_value)
+            duration = self.running_seconds(body)
+            pre = min(duration * PRE_RUN_SHARE, PRE_RUN_CAP_S / self.speed)
+            fail = self.faults.job_failure_point()
+            self._seq += 1
+            job = Job(
+                id=random_id("job_", 25),
+                account=account,
+                seq=self._seq,
+                created_t=now,
+                body=body,
+                cost=model.price_cu(body),
+                pending_s=pre,
+                queue_min_s=pre,
+                duration=duration,
+                fail_frac=fail,
+                gen_params=self._gen_params(body, seed),
+                glb_id=random_id("asset_", 22),
+                preview_id=random_id("asset_", 22),
+            )
+            if fail is not None:
+                job.error = _FAILURES[self.faults.rng("fail-message").randrange(len(_FAILURES))]
+            self._jobs[job.id] = job
+            self._accounts.setdefault(account, _Account()).queue.append(job)
+            self.jobs_created += 1
+            self._advance(now)
+            return job
+
+    def get_job(self, account: str, job_id: str) -> tuple[Job, float]:
+        now = self.now()
+        with self._lock:
+            self._advance(now)
+            job = self._jobs.get(job_id)
+            if job is None or job.account != account:
+                raise SandboxError(404, f"Job {job_id!r} not found", "jobId")
+            return job, now
+
+    def cancel_job(self, account: str, job_id: str) -> tuple[Job, float]:
+        now = self.now()
+        with self._lock:
+            self._advance(now)
+            job = self._jobs.get(job_id)
+            if job is None or job.account != account:
+                raise SandboxError(404, f"Job {job_id!r} not found", "jobId")
+            status = self.status(job, now)
+            if status in TERMINAL:
+                raise SandboxError(
+                    400,
+                    f"Job {job_id!r} is already {status}; only pending, queued, warming-up, in-progress "
+                    "or finalizing jobs can be canceled",
+                    "action",
+                )
+            acct = self._accounts[account]
+            if job in acct.queue:
+                acct.queue.remove(job)
+            if job in acct.running:
+                acct.running.remove(job)
+            job.final, job.end_t = "canceled", now
+            # The freed slot is available from now on; everything up to now is already replayed.
+            acct.sim_t = max(acct.sim_t, now)
+            self._advance(now)
+            return job, now
+
+    def list_jobs(
+        self,
+        account: str,
+        *,
+        status: str | None,
+        created_after: float | None,
+        before_seq: int | None,
+        page_size: int,
+    ) -> tuple[list[Job], int | None, float]:
+        """One page of the account's jobs, newest first, and the seq to continue below (None: last page)."""
+        now = self.now()
+        with self._lock:
+            self._advance(now)
+            mine = [j for j in self._jobs.values() if j.account == account]
+            mine.sort(key=lambda j: j.seq, reverse=True)
+            if before_seq is not None:
+                mine = [j for j in mine if j.seq < before_seq]
+            if status is not None:
+                mine = [j for j in mine if self.status(j, now) == status]
+            if created_after is not None:
+                # Compare at the millisecond precision of createdAt, so passing a job's own createdAt
+                # excludes that job.
+                after_ms = round(created_after * 1000)
+                mine = [j for j in mine if int(self.wall(j.created_t) * 1000) > after_ms]
+            page = mine[:page_size]
+            more = len(mine) > page_size
+            return page, (page[-1].seq if more and page else None), now
+
+    def _advance(self, now: float) -> None:
+        """Replay starts and ends up to ``now``, per account, in time order (see module docstring)."""
+        for acct in self._accounts.values():
+            while True:
+                t_end, ending = float("inf"), None
+                for j in acct.running:
+                    if j.natural_end < t_end:
+                        t_end, ending = j.natural_end, j
+                t_start = float("inf")
+                if acct.queue and len(acct.running) < self.parallel_jobs:
+                    t_start = max(acct.sim_t, acct.queue[0].ready_t)
+                t = min(t_end, t_start)
+                if t > now:
+                    break
+                if ending is not None and t_end <= t_start:
+                    acct.running.remove(ending)
+                    ending.end_t = t_end
+                    ending.final = "failure" if ending.fail_frac is not None else "success"
+                    if ending.final == "success":
+                        self._register_outputs(ending)
+                else:
+                    job = acct.queue.popleft()
+                    job.start_t = t_start
+                    acct.running.append(job)
+                acct.sim_t = t
+
+    def _register_outputs(self, job: Job) -> None:
+        assert job.end_t is not None
+        body = job.body
+        gen_type = "img23d" if body.get("images") else "txt23d"
+        seed = str(job.gen_params["seed"])
+        author = author_id(job.account)
+        meta: dict[str, Any] = {
+            "kind": "3d",
+            "type": gen_type,
+            "modelId": model.MODEL_ID,
+            "seed": seed,
+            "parentJobId": job.id,
+        }
+        if body.get("prompt"):
+            meta["prompt"] = body["prompt"]
+        if body.get("images"):
+            meta["parentId"] = body["images"][0]
+            meta["rootParentId"] = body["images"][0]
+        self._assets[job.glb_id] = Asset(
+            id=job.glb_id,
+            kind="3d",
+            mime_type="model/gltf-binary",
+            source=gen_type,
+            created_t=job.end_t,
+            author_id=author,
+            metadata=meta,
+            properties={},  # filled from the bytes when first served
+            gen_params=job.gen_params,
+            role="glb",
+            preview_id=job.preview_id,
+            output_index=0,
+        )
+        self._assets[job.preview_id] = Asset(
+            id=job.preview_id,
+            kind="image",
+            mime_type="image/png",
+            source=gen_type,
+            created_t=job.end_t,
+            author_id=author,
+            metadata={"kind": "image", "type": gen_type, "parentId": job.glb_id, "parentJobId": job.id},
+            properties={},
+            gen_params=job.gen_params,
+            role="preview",
+        )
+
+    # -------------------------------------------------------------- job views
+
+    def status(self, job: Job, now: float) -> str:
+        if job.final is not None:
+            return job.final
+        if job.start_t is None:
+            return "pending" if now < job.created_t + job.pending_s else "queued"
+        el = now - job.start_t
+        if el < job.duration * WARMUP_SHARE:
+            return "warming-up"
+        if el < job.duration * (1 - FINALIZE_SHARE):
+            return "in-progress"
+        return "finalizing"
+
+    def progress(self, job: Job, now: float) -> float:
+        """0 until in-progress, rising linearly to 1 across it, then 1; frozen when a job ends early."""
+        if job.start_t is None:
+            return 0.0
+        if job.final == "success":
+            return 1.0
+        t = job.end_t if job.end_t is not None else now
+        span = job.duration * (1 - WARMUP_SHARE - FINALIZE_SHARE)
+        frac = (t - job.start_t - job.duration * WARMUP_SHARE) / span
+        return round(min(max(frac, 0.0), 1.0), 4)
+
+    def history(self, job: Job, now: float) -> list[tuple[str, float]]:
+        events = [("pending", job.created_t), ("queued", job.created_t + job.pending_s)]
+        if job.start_t is not None:
+            s, d = job.start_t, job.duration
+            events += [
+                ("warming-up", s),
+                ("in-progress", s + d * WARMUP_SHARE),
+                ("finalizing", s + d * (1 - FINALIZE_SHARE)),
+            ]
+        cut = job.end_t if job.end_t is not None else now
+        out = [(st, t) for st, t in events if t <= cut]
+        if job.final is not None and job.end_t is not None:
+            out.append((job.final, job.end_t))
+        return out
+
+    def job_json(self, job: Job, now: float) -> dict[str, Any]:
+        """The wire Job object (SDK ``Job``: all required fields plus billing and owner)."""
+        hist = self.history(job, now)
+        status = self.status(job, now)
+        updated = now if status == "in-progress" else hist[-1][1]
+        metadata: dict[str, Any] = {"input": job.body, "assetIds": []}
+        if job.final == "success":
+            metadata["assetIds"] = [job.glb_id]
+        if job.final == "failure" and job.error is not None:
+            metadata["error"], metadata["hint"] = job.error
+        return {
+            "jobId": job.id,
+            "jobType": "custom",
+            "status": status,
+            "progress": self.progress(job, now),
+            "createdAt": self.iso(job.created_t),
+            "updatedAt": self.iso(updated),
+            "statusHistory": [{"status": st, "date": self.iso(t)} for st, t in hist],
+            "metadata": metadata,
+            "billing": {"cuCost": job.cost, "cuDiscount": 0},
+            "authorId": author_id(job.account),
+            "ownerId": OWNER_ID,
+        }
+
+    def dry_run_job_json(self, account: str, body: dict[str, Any]) -> dict[str, Any]:
+        """A Job-shaped estimate: the SDK requires ``job`` even on a 269, but this one is never stored."""
+        stamp = self.iso(self.now())
+        return {
+            "jobId": random_id("job_", 25),
+            "jobType": "custom",
+            "status": "pending",
+            "progress": 0,
+            "createdAt": stamp,
+            "updatedAt": stamp,
+            "statusHistory": [{"status": "pending", "date": stamp}],
+            "metadata": {"input": body, "assetIds": []},
+            "billing": {"cuCost": model.price_cu(body), "cuDiscount": 0},
+            "authorId": author_id(account),
+            "ownerId": OWNER_ID,
+        }
+
+    def status_counts(self) -> dict[str, int]:
+        now = self.now()
+        with self._lock:
+            self._advance(now)
+            counts: dict[str, int] = {}
+            for j in self._jobs.values():
+                s = self.status(j, now)
+                counts[s] = counts.get(s, 0) + 1
+            return counts
+
+
+def author_id(account: str) -> str:
+    """A stable user id per account (the API key never appears in responses)."""
+    return hashlib.sha256(f"sandbox-author:{account}".encode()).hexdigest()[:32]
+
+
+def encode_token(seq: int) -> str:
+    """Opaque pagination cursor: the list continues with jobs created before ``seq``."""
+    return base64.urlsafe_b64encode(json.dumps({"before": seq}).encode()).decode().rstrip("=")
+
+
+def decode_token(token: str) -> int:
+    """Inverse of :func:`encode_token`; raises ValueError on anything else."""
+    try:
+        raw = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4))
+        seq = json.loads(raw)["before"]
+    except Exception as exc:  # any malformed token is the caller's mistake, reported as 400
+        raise ValueError(token) from exc
+    if isinstance(seq, bool) or not isinstance(seq, int):
+        raise ValueError(token)
+    return seq

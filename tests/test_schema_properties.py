@@ -32,36 +32,48 @@ def server() -> Iterator[tuple[SandboxServer, str]]:
         yield sb, asset["asset"]["id"]
 
 
-def value_for(name: str, asset_id: str) -> st.SearchStrategy[Any]:
-    """Mostly-valid values with a sprinkling of wrong ones, per input."""
-    schema = rn.ModelSchema.snapshot()
-    spec = schema[name]
-    wrong = st.sampled_from([None, "", 3.5, -1, True, "nonsense", ["x"]])
+SCHEMA = rn.ModelSchema.snapshot()
+WRONG_VALUES = ["", "   ", 3.5, -1, 70000, True, "nonsense", ["x"], {"a": 1}]
+UNKNOWN_NAMES = ["use_hyper", "Tier", "geometryFileFormat"]
+
+
+def good_value(name: str, asset_id: str) -> st.SearchStrategy[Any]:
+    spec = SCHEMA[name]
     if spec.allowed_values:
-        good: st.SearchStrategy[Any] = st.sampled_from(spec.allowed_values)
-    elif spec.type == "boolean":
-        good = st.booleans()
-    elif name == "seed":
-        good = st.integers(min_value=-5, max_value=65540)
-    elif name == "images":
-        good = st.lists(st.just(asset_id), min_size=0, max_size=6)
-    else:
-        good = st.text(min_size=0, max_size=30)
-    return st.one_of(good, good, good, wrong)
+        return st.sampled_from(spec.allowed_values)
+    if spec.type == "boolean":
+        return st.booleans()
+    if name == "seed":
+        return st.integers(min_value=0, max_value=65535)
+    if name == "images":
+        return st.lists(st.just(asset_id), min_size=1, max_size=5)
+    return st.text(min_size=1, max_size=30).filter(str.strip)
 
 
 @st.composite
 def params(draw: st.DrawFn, asset_id: str) -> dict[str, Any]:
+    """A valid request, then zero to two deliberate mistakes (bad values or unknown names)."""
     out: dict[str, Any] = {}
-    for name in rn.ModelSchema.snapshot().names:
-        if draw(st.booleans()):
-            out[name] = draw(value_for(name, asset_id))
-    if draw(st.integers(0, 9)) == 0:
-        out[draw(st.sampled_from(["use_hyper", "Tier", "geometryFileFormat"]))] = "x"
+    if draw(st.booleans()):
+        out["prompt"] = draw(good_value("prompt", asset_id))
+    if "prompt" not in out or draw(st.booleans()):
+        out["images"] = draw(good_value("images", asset_id))
+    for name in SCHEMA.names:
+        if name not in ("prompt", "images") and draw(st.booleans()):
+            out[name] = draw(good_value(name, asset_id))
+    for _ in range(draw(st.integers(min_value=0, max_value=2))):
+        name = draw(st.sampled_from(SCHEMA.names + UNKNOWN_NAMES))
+        out[name] = draw(st.sampled_from(WRONG_VALUES))
     return out
 
 
-@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=150,
+    deadline=None,
+    derandomize=True,
+    database=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
+)
 @given(data=st.data())
 def test_validator_and_sandbox_agree(server: tuple[SandboxServer, str], data: st.DataObject) -> None:
     sb, asset_id = server

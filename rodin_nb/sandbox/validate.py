@@ -58,18 +58,14 @@ def _check_string(name: str, spec: Mapping[str, Any], v: Any) -> list[Problem]:
         return [Problem(name, f"'{name}' must be a string, got {_json_type(v)}")]
     if not v.strip():
         return [Problem(name, f"'{name}' must not be empty; omit it instead")]
-    out = []
     if "allowedValues" in spec and v not in spec["allowedValues"]:
-        out.append(Problem(name, f"'{name}' must be one of {_allowed(spec)}; got {v!r}"))
+        return [Problem(name, f"'{name}' must be one of {_allowed(spec)}; got {v!r}")]
     if "minLength" in spec and len(v) < spec["minLength"]:
-        out.append(Problem(name, f"'{name}' must be at least {_fmt(spec['minLength'])} characters long"))
+        return [Problem(name, f"'{name}' must be at least {_fmt(spec['minLength'])} characters long")]
     if "maxLength" in spec and len(v) > spec["maxLength"]:
-        out.append(
-            Problem(
-                name, f"'{name}' must be at most {_fmt(spec['maxLength'])} characters long (got {len(v)})"
-            )
-        )
-    return out
+        limit = _fmt(spec["maxLength"])
+        return [Problem(name, f"'{name}' must be at most {limit} characters long (got {len(v)})")]
+    return []
 
 
 def _check_number(name: str, spec: Mapping[str, Any], v: Any) -> list[Problem]:
@@ -80,14 +76,14 @@ def _check_number(name: str, spec: Mapping[str, Any], v: Any) -> list[Problem]:
     what = "an integer" if integral else "a number"
     if not _is_number(v):
         return [Problem(name, f"'{name}' must be {what}{bounds}, got {_json_type(v)}")]
-    out = []
+    # One problem per field: -0.5 for seed is reported once, as "must be an integer between ...".
     if integral and not float(v).is_integer():
-        out.append(Problem(name, f"'{name}' must be an integer{bounds}; got {v}"))
+        return [Problem(name, f"'{name}' must be an integer{bounds}; got {v}")]
     if ("min" in spec and v < spec["min"]) or ("max" in spec and v > spec["max"]):
-        out.append(Problem(name, f"'{name}' must be{bounds or ' in range'}; got {_fmt(v)}"))
+        return [Problem(name, f"'{name}' must be{bounds or ' in range'}; got {_fmt(v)}")]
     if "allowedValues" in spec and v not in spec["allowedValues"]:
-        out.append(Problem(name, f"'{name}' must be one of {_allowed(spec)}; got {_fmt(v)}"))
-    return out
+        return [Problem(name, f"'{name}' must be one of {_allowed(spec)}; got {_fmt(v)}")]
+    return []
 
 
 def _check_boolean(name: str, spec: Mapping[str, Any], v: Any) -> list[Problem]:

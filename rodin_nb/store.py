@@ -24,7 +24,7 @@ import requests
 
 from .api import ScenarioAPI
 from .errors import APIConnectionError, AssetError
-from .transport import RetryPolicy
+from .transport import MAX_RETRY_AFTER_S, RetryPolicy, parse_retry_after
 
 __all__ = ["AssetStore", "Downloader", "StoredFile", "check_format"]
 
@@ -209,7 +209,9 @@ class Downloader:
                     continue
                 if response.status_code >= 400:
                     last_problem = f"HTTP {response.status_code} from the file host"
-                    time.sleep(self.retry.delay(attempt))
+                    asked = parse_retry_after(response.headers)
+                    wait = self.retry.delay(attempt) if asked is None else min(asked, MAX_RETRY_AFTER_S)
+                    time.sleep(wait)
                     continue
                 length = response.headers.get("content-length")
                 try:

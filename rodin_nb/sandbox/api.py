@@ -1,7 +1,7 @@
 """The ``/v1`` routes: Scenario's wire protocol for everything rodin_nb uses.
 
 Order of work for every ``/v1`` request, chosen to behave like a gateway in front of a service:
-read the body (always, for keep-alive), count the request, sleep the injected latency, apply the rate
+count the request, read the body (always, for keep-alive), sleep the injected latency, apply the rate
 limit, maybe answer an injected 5xx, check credentials, and only then route. Injected faults therefore
 happen *before* any side effect, except ``drop_after_create``, whose whole point is that the job exists
 although the caller never hears about it.

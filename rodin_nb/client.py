@@ -18,8 +18,9 @@ from collections.abc import Mapping
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
+from urllib.parse import urlsplit
 
-from .api import ScenarioAPI, job_id_of
+from .api import ScenarioAPI, job_id_of, parse_time
 from .engine import Engine
 from .errors import (
     APIConnectionError,
@@ -29,12 +30,14 @@ from .errors import (
     ConfigError,
     ConflictError,
     PermissionDeniedError,
+    RodinError,
     ServerError,
     ValidationError,
 )
 from .jobs import PollPolicy, Run
+from .runlog import RunLog, owner_alive
 from .schema import DEFAULT_MODEL_ID, ModelSchema, RodinRequest, canonical_json, image_bytes
-from .store import AssetStore, Downloader
+from .store import AssetStore, Downloader, StoredFile
 from .transport import RetryPolicy, Transport, is_loopback_url
 
 if TYPE_CHECKING:
@@ -150,6 +153,7 @@ class Client:
         self._schema: ModelSchema | None = None
         self._lock = threading.RLock()
         self._runs: dict[str, Run] = {}
+        self.log = RunLog(self.workspace, client=self)
         self._upload_cache: dict[str, str] | None = None
         # How long a job created just before a dropped connection may take to appear in the job list.
         self.reconcile_settle_s = 0.05 if backend == "sandbox" else 0.5
@@ -170,6 +174,7 @@ class Client:
         """Stop the engine (running jobs keep running on the service) and an embedded sandbox."""
         self.engine.stop()
         self.transport.close()
+        self.log.close()
         if self._sandbox_server is not None:
             self._sandbox_server.stop()
 
@@ -216,24 +221,173 @@ class Client:
             raise APIError("the dry run answered without creativeUnitsCost", body=data)
         return float(cost)
 
-    def generate(self, request: RodinRequest | None = None, **params: Any) -> Run:
+    def generate(
+        self,
+        request: RodinRequest | None = None,
+        *,
+        reuse: bool = True,
+        sweep_id: str | None = None,
+        **params: Any,
+    ) -> Run:
         """Submit one generation and return its :class:`Run` at once; the engine polls and downloads.
 
-        Validation errors are raised before anything is sent. The job is created exactly once: after an
-        ambiguous failure (timeout, dropped connection, 5xx) the client looks for the job among the
-        recently created ones and re-attaches to it instead of submitting again.
+        Validation errors are raised before anything is sent. The run is in the run log before the job
+        is created. With ``reuse`` (the default) a request identical to one that succeeded or is still
+        running (same parameters, same seed; in any process sharing the workspace) returns that run
+        instead of paying again; ``reuse=False`` forces a new job and the log says so.
+
+        The job is created exactly once: after an ambiguous failure (timeout, dropped connection, 5xx)
+        the client looks for it among recently created jobs and re-attaches instead of submitting again.
         """
-        req = self._with_uploaded_images(self.request(request, **params))
-        run = Run(self, req, model_id=self.model_id)
-        response = self._submit(req.to_body(), run)
+        req = self.request(request, **params)
+        run = Run(self, req, model_id=self.model_id, sweep_id=sweep_id)
+        existing = self.log.claim(self._new_row(run), reuse=reuse)
+        if existing is not None:
+            return self._run_for_row(existing)
+        self._follow(run)
+        try:
+            if req.local_images:
+                run.request = req = self._with_uploaded_images(req)
+                self.log.update(run.run_id, params=req.to_body())
+            response = self._submit(req.to_body(), run)
+        except BaseException as exc:
+            self._submission_failed(run, exc)
+            raise
+        with self._lock:
+            self._runs[run.run_id] = run
         run._apply_job(response["job"])
         cost = response.get("creativeUnitsCost")
         if isinstance(cost, (int, float)):
             run.cost = float(cost)
-        with self._lock:
-            self._runs[run.run_id] = run
+            self.log.record(run)
         self.engine.track(run)
         return run
+
+    @property
+    def service(self) -> str:
+        """Which service's jobs and prices a run belongs to: "sandbox" or the API host."""
+        return "sandbox" if self.backend == "sandbox" else (urlsplit(self.base_url).hostname or self.base_url)
+
+    def _new_row(self, run: Run) -> dict[str, Any]:
+        return {
+            "run_id": run.run_id,
+            "sweep_id": run.sweep_id,
+            "backend": self.backend,
+            "service": self.service,
+            "model_id": run.model_id,
+            "params": run.request.identity(),
+            "params_hash": run.request.params_hash,
+            "seed": run.seed,
+            "status": run.status,
+            "submitted_at": run.submitted_at.isoformat(timespec="milliseconds"),
+        }
+
+    def _follow(self, run: Run) -> None:
+        """Keep the run's log row in step with every change the engine makes."""
+        run.on_change(self.log.record)
+
+    def _submission_failed(self, run: Run, exc: BaseException) -> None:
+        """Leave the row honest: refused (nothing created, nothing billed) or ambiguous (resume decides)."""
+        if isinstance(exc, KeyboardInterrupt) or (isinstance(exc, APIConnectionError) and exc.maybe_sent):
+            return  # still "submitting": client.resume() looks for the job before anyone pays again
+        message = f"not submitted: {exc}" if isinstance(exc, RodinError) else f"not submitted: {exc!r}"
+        self.log.update(
+            run.run_id,
+            status="failure",
+            error=message[:2000],
+            hint="nothing was created or billed; fix the cause and generate again",
+        )
+
+    def _run_for_row(self, row: Mapping[str, Any]) -> Run:
+        """The live Run for a logged row: ours, re-attached, or a finished result from the log."""
+        with self._lock:
+            if row["run_id"] in self._runs:
+                return self._runs[row["run_id"]]
+            run = Run.from_row(self, row, self.schema)
+            self._runs[run.run_id] = run
+        self._follow(run)
+        if run.status == "success":
+            if not self._files_intact(row):
+                self.engine.track(run, delay=0)  # a lost or damaged file: fetch it again (fresh URL)
+            else:
+                run.stored = self._stored_from_row(row)
+                run._finish()
+        elif run.job_id:
+            self.engine.track(run, delay=0)
+        else:
+            # Another process is submitting it, or crashed while doing so: wait for its job id, but only
+            # as long as that process can still be alive.
+            alive = owner_alive(row.get("owner"))
+            patience = 0.0 if alive is False else 90.0
+            self.engine.follow_submission(run, self._reconcile_row, patience_s=patience)
+        return run
+
+    def _files_intact(self, row: Mapping[str, Any]) -> bool:
+        """Whether a successful row's files are all in the store with the content the log recorded."""
+        pairs = list(zip(row.get("files") or [], row.get("sha256") or [], strict=False))
+        return bool(pairs) and all(self.store.has(sha, Path(name).suffix) is not None for name, sha in pairs)
+
+    def _stored_from_row(self, row: Mapping[str, Any]) -> list[StoredFile]:
+        stored = []
+        pairs = zip(row.get("files") or [], row.get("sha256") or [], strict=False)
+        for index, (name, sha) in enumerate(pairs):
+            path = self.workspace / name
+            role = "model" if path.suffix == ".glb" else ("preview" if path.suffix == ".png" else "other")
+            asset_ids = row.get("asset_ids") or []
+            asset_id = asset_ids[index] if index < len(asset_ids) and role == "model" else ""
+            stored.append(
+                StoredFile(
+                    asset_id=asset_id,
+                    role=role,
+                    path=path,
+                    sha256=sha,
+                    size=path.stat().st_size,
+                    mime_type="",
+                )
+            )
+        return stored
+
+    def _reconcile_row(self, run: Run, search: bool) -> str | None:
+        """The job id of a run whose submitter stopped before recording it, or None if no job exists.
+
+        Reads the log first (the submitting process may simply have been slow), then lists recent jobs
+        and matches their inputs against the logged body.
+        """
+        row = self.log.get(run.run_id)
+        if row.get("job_id"):
+            return str(row["job_id"])
+        if not search:
+            return None
+        params = row["params"]
+        if any(str(image).startswith("sha256:") for image in params.get("images") or []):
+            return None  # it stopped before uploading its images, so it never reached the generate call
+        since = (parse_time(row.get("submitted_at")) or datetime.now(timezone.utc)) - RECONCILE_WINDOW
+        job = self._find_submitted_job(params, since=since, settle_s=self.reconcile_settle_s)
+        return job_id_of(job) if job is not None else None
+
+    # --- resuming ------------------------------------------------------------------------------------
+
+    def resume(self) -> list[Run]:
+        """Re-attach to every unfinished run in the workspace (after a kernel restart or a crash).
+
+        Runs with a job id are followed again; a run interrupted while submitting is matched to the job
+        it created, or marked ``lost`` when none exists (it is never re-submitted silently). Successful
+        runs whose files are missing are downloaded again.
+        """
+        runs = [
+            self._run_for_row(row)
+            for row in self.log.unfinished(service=self.service, model_id=self.model_id)
+        ]
+        for row in self.log.rows(
+            "status='success' AND service=? AND model_id=?", (self.service, self.model_id)
+        ):
+            if not self._files_intact(row):
+                runs.append(self._run_for_row(row))
+        return runs
+
+    def run(self, run_id: str) -> Run:
+        """The run with this id from the log, re-attached if it is still running."""
+        return self._run_for_row(self.log.get(run_id))
 
     def _submit(self, body: dict[str, Any], run: Run, *, attempts: int = 3) -> dict[str, Any]:
         started = datetime.now(timezone.utc)
@@ -287,31 +441,29 @@ class Client:
 
     # --- runs ----------------------------------------------------------------------------------------
 
-    def attach(self, job_id: str, request: RodinRequest | None = None) -> Run:
-        """Follow an existing job by id (after a restart, or a ``JobTimeout``)."""
+    def attach(self, job_id: str) -> Run:
+        """Follow an existing job by its id (after a restart, a ``JobTimeout``, or from another tool)."""
         with self._lock:
             for run in self._runs.values():
                 if run.job_id == job_id:
                     return run
+        logged = self.log.rows("job_id=?", (job_id,))
+        if logged:
+            return self._run_for_row(logged[0])
         job = self.api.get_job(job_id)
         inputs = (job.get("metadata") or {}).get("input") or {}
-        if request is None:
-            try:
-                request = RodinRequest(schema=self.schema, **inputs)
-            except ValidationError:
-                # A job made by another tool may carry inputs our schema does not know: keep them anyway.
-                request = RodinRequest(schema=self.schema, prompt=str(inputs.get("prompt") or "unknown"))
-        run = Run(self, request, model_id=self.model_id)
+        run = Run(self, RodinRequest.logged(self.schema, inputs), model_id=self.model_id)
         run.reattached = True
         run._apply_job(job)
+        self.log.claim(self._new_row(run) | {"job_id": job_id}, reuse=False)
+        self.log.record(run)
+        self._follow(run)
         with self._lock:
             self._runs[run.run_id] = run
-        if run.status == "success":
-            self.engine.track(run, delay=0)
-        elif run.status in ("failure", "canceled"):
+        if run.status in ("failure", "canceled"):
             run._finish()
         else:
-            self.engine.track(run)
+            self.engine.track(run, delay=0)
         return run
 
     @property

@@ -14,6 +14,8 @@ import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
 
 from .api import TERMINAL_STATUSES, ScenarioAPI
 from .errors import AuthenticationError, NotFoundError, RodinError
@@ -58,6 +60,19 @@ class Engine:
             if self._thread is None:
                 self._thread = threading.Thread(target=self._loop, name="rodin_nb-engine", daemon=True)
                 self._thread.start()
+
+    def follow_submission(
+        self, run: Run, resolve: Callable[[Run, bool], str | None], *, patience_s: float = 90.0
+    ) -> None:
+        """Follow a run whose job another process (or a crashed one) was submitting.
+
+        ``resolve(run, final)`` returns the job id once known; with ``final`` it may search the service.
+        Until ``patience_s`` have passed only the cheap path is taken; then, if no job is found, the run
+        is marked lost (never re-submitted silently).
+        """
+        run.follow_deadline = time.monotonic() + patience_s
+        run.resolve_job_id = resolve
+        self.track(run, delay=0)
 
     def active_runs(self) -> list[Run]:
         with self._cv:
@@ -111,6 +126,8 @@ class Engine:
                 self._schedule(run, run.poll_delay)
 
     def _poll(self, run: Run) -> None:
+        if run.job_id is None and not self._resolve_job_id(run):
+            return
         assert run.job_id is not None
         try:
             job = self.api.get_job(run.job_id)
@@ -140,6 +157,35 @@ class Engine:
                 if not self._stopped:
                     self._schedule(run, run.poll_delay)
 
+    @staticmethod
+    def _mesh_stats(path: Path) -> dict[str, Any] | None:
+        from .meshstats import mesh_stats
+
+        try:
+            return mesh_stats(path)
+        except Exception:  # statistics are a bonus; a file trimesh cannot read still is the result
+            log.warning("could not compute mesh statistics for %s", path, exc_info=True)
+            return None
+
+    def _resolve_job_id(self, run: Run) -> bool:
+        """Find the job id of a run submitted elsewhere; reschedule or mark lost when there is none."""
+        final = time.monotonic() >= run.follow_deadline
+        resolve = run.resolve_job_id
+        job_id = resolve(run, final) if resolve is not None else None
+        if job_id:
+            run.job_id = job_id
+            return True
+        if final:
+            run._mark_lost(
+                "the submission was interrupted before a job was created; nothing was billed "
+                "(client.log.rerun(run_id) submits it again)"
+            )
+            return False
+        with self._cv:
+            if not self._stopped:
+                self._schedule(run, 0.2)
+        return False
+
     def _download(self, run: Run) -> None:
         """Download every result asset and the preview the service attached to it."""
         try:
@@ -155,6 +201,9 @@ class Engine:
                     stored.append(self.downloader.fetch(str(preview_id), role="preview"))
             stored.sort(key=lambda item: {"model": 0, "preview": 1}.get(item.role, 2))
             run.stored = stored
+            model = next((item for item in stored if item.role == "model"), None)
+            if model is not None and run.mesh_stats is None:
+                run.mesh_stats = self._mesh_stats(model.path)
             run.download_error = None
         except RodinError as exc:  # AssetError, or the API refusing the asset lookups
             run.download_error = str(exc)

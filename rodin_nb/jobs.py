@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 from .api import TERMINAL_STATUSES, job_id_of, parse_time
 from .errors import AssetError, JobCanceled, JobFailed, JobTimeout
-from .schema import RodinRequest
+from .schema import ModelSchema, RodinRequest
 from .store import StoredFile
 
 if TYPE_CHECKING:
@@ -87,12 +87,15 @@ class Run:
         *,
         run_id: str | None = None,
         model_id: str | None = None,
+        sweep_id: str | None = None,
     ) -> None:
         self._client = client
         self.request = request
         self.run_id = run_id or _new_run_id()
         self.model_id = model_id or request.schema.model_id
+        self.sweep_id = sweep_id
         self.job_id: str | None = None
+        self.mesh_stats: dict[str, Any] | None = None
         self.status = "submitting"
         self.progress = 0.0
         self.cost: float | None = None
@@ -112,6 +115,9 @@ class Run:
         self._listeners: list[Callable[[Run], None]] = []
         self.poll_delay = 0.0
         self.errors_in_a_row = 0
+        # Set when another process was submitting this run: how to learn its job id, and until when.
+        self.resolve_job_id: Callable[[Run, bool], str | None] | None = None
+        self.follow_deadline = 0.0
         self._failure: Exception | None = None  # why the engine stopped following this run early
 
     # --- reading -------------------------------------------------------------------------------------
@@ -293,6 +299,30 @@ class Run:
             self.status = "lost"
             self.error = message
         self._finish()
+
+    @classmethod
+    def from_row(cls, client: Client | None, row: Mapping[str, Any], schema: ModelSchema) -> Run:
+        """Rebuild a run from its run-log row (after a restart, or in another process)."""
+        run = cls(
+            client,
+            RodinRequest.logged(schema, row["params"]),
+            run_id=row["run_id"],
+            model_id=row["model_id"],
+            sweep_id=row.get("sweep_id"),
+        )
+        run.job_id = row.get("job_id")
+        run.status = row["status"]
+        run.progress = float(row.get("progress") or 0.0)
+        run.cost = row.get("cost")
+        run.error, run.hint = row.get("error"), row.get("hint")
+        run.asset_ids = list(row.get("asset_ids") or [])
+        run.submitted_at = parse_time(row.get("submitted_at")) or run.submitted_at
+        run.created_at = parse_time(row.get("created_at"))
+        run.started_at = parse_time(row.get("started_at"))
+        run.finished_at = parse_time(row.get("finished_at"))
+        if row.get("faces") is not None:
+            run.mesh_stats = {key: row.get(key) for key in ("faces", "vertices", "bbox", "textures")}
+        return run
 
     # --- display -------------------------------------------------------------------------------------
 

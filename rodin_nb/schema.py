@@ -260,8 +260,8 @@ def image_problem(value: Any) -> str | None:
 
 def image_fingerprint(value: Any) -> str:
     """A stable identity for an image input: its asset id, or ``sha256:<hex>`` of a local image's bytes."""
-    if is_asset_id(value):
-        return str(value)
+    if is_asset_id(value) or (isinstance(value, str) and value.startswith("sha256:")):
+        return str(value)  # an asset id, or already a fingerprint (a logged run never uploaded)
     return "sha256:" + hashlib.sha256(image_bytes(value)[0]).hexdigest()
 
 
@@ -523,6 +523,20 @@ class RodinRequest:
         # Keep the schema's order so bodies and log rows read the same way every time.
         self._params = {name: full[name] for name in self.schema.names if name in full}
         self.given = frozenset(given)
+
+    @classmethod
+    def logged(cls, schema: ModelSchema, params: Mapping[str, Any]) -> RodinRequest:
+        """A request exactly as the run log recorded it, without validating it again.
+
+        Logged parameters were valid when sent; re-validating could fail after a schema change, or on
+        image fingerprints of a run that crashed before its upload.
+        """
+        request = cls.__new__(cls)
+        request.schema = schema
+        request._params = dict(params)
+        request.given = frozenset(params)
+        request.seed_drawn = False
+        return request
 
     # --- reading -------------------------------------------------------------------------------
 

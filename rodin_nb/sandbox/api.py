@@ -120,7 +120,7 @@ class ApiHandler(BaseHandler):
                 retry_after_headers(wait),
             )
             return
-        failure = app.faults.server_error()
+        failure = app.faults.server_error(template)
         if failure is not None:
             self.send_json(failure, {"message": f"Internal error (sandbox injected {failure})"})
             return

@@ -1,8 +1,9 @@
 """Fault injection: the bad days of a real service, on demand and reproducibly.
 
-Each fault kind draws from its own RNG stream derived from ``seed``, so turning one knob on or off does
-not change which requests another knob hits, and a test that sets ``seed`` sees the same faults on every
-run (for requests made in the same order).
+Each fault kind draws from its own RNG stream derived from ``seed`` (injected 5xx: one stream per route),
+so turning one knob on or off does not change which requests another knob hits, and a test that sets
+``seed`` sees the same faults on every run for the same sequence of calls to each route, even when a
+background poller interleaves other requests.
 """
 
 from __future__ import annotations
@@ -107,11 +108,11 @@ class FaultInjector:
         with self._lock:
             self.injected[kind] = self.injected.get(kind, 0) + 1
 
-    def _roll(self, kind: str, rate: float) -> bool:
+    def _roll(self, kind: str, rate: float, stream: str | None = None) -> bool:
         if rate <= 0.0:
             return False
         with self._lock:
-            hit = self._stream(kind).random() < rate
+            hit = self._stream(stream or kind).random() < rate
             if hit:
                 self.injected[kind] = self.injected.get(kind, 0) + 1
         return hit
@@ -136,12 +137,16 @@ class FaultInjector:
             self.injected["rate_limit"] = self.injected.get("rate_limit", 0) + 1
             return max(self._admitted[0] + self._window - now, 0.001)
 
-    def server_error(self) -> int | None:
-        """A 5xx status to answer with instead of handling the request, or None."""
-        if not self._roll("error", self.config.error_rate):
+    def server_error(self, route: str = "") -> int | None:
+        """A 5xx status to answer with instead of handling the request, or None.
+
+        Draws come from one stream per route template, so with a fixed ``seed`` the n-th generate call
+        meets the same fate however many polls a background thread interleaves with it.
+        """
+        if not self._roll("error", self.config.error_rate, stream=f"error:{route}"):
             return None
         with self._lock:
-            return self._stream("error-status").choice((500, 502, 503))
+            return self._stream(f"error-status:{route}").choice((500, 502, 503))
 
     def job_failure_point(self) -> float | None:
         """For a new job: the fraction of its running time at which it fails, or None if it succeeds."""

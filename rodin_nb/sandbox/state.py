@@ -18,6 +18,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+import math
 import secrets
 import string
 import threading
@@ -467,9 +468,12 @@ class SandboxState:
         if job.final == "success":
             return 1.0
         t = job.end_t if job.end_t is not None else now
+        if job.final is None and t - job.start_t >= job.duration * (1 - FINALIZE_SHARE):
+            return 1.0  # finalizing
         span = job.duration * (1 - WARMUP_SHARE - FINALIZE_SHARE)
         frac = (t - job.start_t - job.duration * WARMUP_SHARE) / span
-        return round(min(max(frac, 0.0), 1.0), 4)
+        # Truncate (not round) to 4 places and stay below 1 while in progress: 1 means "done computing".
+        return min(math.floor(min(max(frac, 0.0), 1.0) * 10_000) / 10_000, 0.9999)
 
     def history(self, job: Job, now: float) -> list[tuple[str, float]]:
         events = [("pending", job.created_t), ("queued", job.created_t + job.pending_s)]

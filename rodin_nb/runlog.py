@@ -1,0 +1,371 @@
+"""The run log: one SQLite row per run, in the workspace, shared safely by kernels and the CLI.
+
+Why SQLite (stdlib ``sqlite3``) in WAL mode: rows are written when a job is submitted and at every
+change, from the engine thread of several processes at once; WAL lets readers (``log.df`` in another
+kernel) run while a writer commits, and ``BEGIN IMMEDIATE`` makes "is this request already paid for?
+if not, claim it" one atomic step across processes, which is what prevents paying twice.
+
+The request parameters are stored as their wire JSON (the source of truth, robust to new model inputs)
+and expanded into one column per parameter by :attr:`RunLog.df`. Never stored: URLs (they expire) and
+credentials. The schema is versioned with ``PRAGMA user_version`` and upgraded by :data:`MIGRATIONS`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import sqlite3
+import threading
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from ._version import __version__
+from .errors import ConfigError
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from .client import Client
+    from .jobs import Run
+
+__all__ = ["ACTIVE", "LOG_FILE", "MIGRATIONS", "SCHEMA_VERSION", "RunLog", "default_workspace"]
+
+LOG_FILE = "runs.sqlite"
+ACTIVE = ("submitting", "pending", "queued", "warming-up", "in-progress", "finalizing")
+# A row in one of these states stands for a request that is paid for (or being paid for): an identical
+# request is answered from it instead of creating another job.
+REUSABLE = ("success", *ACTIVE)
+
+# Columns after the parameters, in DataFrame order. JSON columns hold lists/dicts.
+_V1 = """
+CREATE TABLE runs (
+    run_id           TEXT PRIMARY KEY,
+    sweep_id         TEXT,
+    backend          TEXT NOT NULL,
+    service          TEXT NOT NULL,
+    model_id         TEXT NOT NULL,
+    params           TEXT NOT NULL,
+    params_hash      TEXT NOT NULL,
+    seed             INTEGER,
+    status           TEXT NOT NULL,
+    progress         REAL NOT NULL DEFAULT 0,
+    job_id           TEXT,
+    cost             REAL,
+    submitted_at     TEXT NOT NULL,
+    created_at       TEXT,
+    started_at       TEXT,
+    finished_at      TEXT,
+    updated_at       TEXT NOT NULL,
+    queue_s          REAL,
+    duration_s       REAL,
+    asset_ids        TEXT NOT NULL DEFAULT '[]',
+    files            TEXT NOT NULL DEFAULT '[]',
+    sha256           TEXT NOT NULL DEFAULT '[]',
+    faces            INTEGER,
+    vertices         INTEGER,
+    bbox             TEXT,
+    textures         TEXT,
+    error            TEXT,
+    hint             TEXT,
+    reuse            INTEGER NOT NULL DEFAULT 1,
+    owner            TEXT,
+    rodin_nb_version TEXT NOT NULL
+);
+CREATE INDEX runs_request ON runs (model_id, service, params_hash);
+CREATE INDEX runs_status ON runs (status);
+CREATE UNIQUE INDEX runs_job ON runs (job_id) WHERE job_id IS NOT NULL;
+"""
+
+# MIGRATIONS[i] upgrades a log at version i to version i + 1. Version 0 is an empty file.
+MIGRATIONS: list[str] = [_V1]
+SCHEMA_VERSION = len(MIGRATIONS)
+
+JSON_COLUMNS = ("params", "asset_ids", "files", "sha256", "bbox", "textures")
+TIME_COLUMNS = ("submitted_at", "created_at", "started_at", "finished_at", "updated_at")
+
+
+# Which process wrote a row: lets a resuming process tell a crashed submitter from a slow one.
+OWNER = f"{socket.gethostname()}:{os.getpid()}"
+
+
+def owner_alive(owner: str | None) -> bool | None:
+    """True/False for a submitter on this host; None when it ran elsewhere (cannot tell)."""
+    if not owner or ":" not in owner:
+        return None
+    host, _, pid = owner.rpartition(":")
+    if host != socket.gethostname() or not pid.isdigit():
+        return None
+    if int(pid) == os.getpid():
+        return True
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def default_workspace() -> Path:
+    return Path(os.environ.get("RODIN_NB_HOME") or "rodin_runs")
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="milliseconds")
+
+
+def _iso(moment: datetime | None) -> str | None:
+    return moment.astimezone(timezone.utc).isoformat(timespec="milliseconds") if moment else None
+
+
+class RunLog:
+    """Every run of a workspace, as SQLite rows and as a pandas DataFrame.
+
+    ``rn.RunLog("rodin_runs")`` opens a workspace for analysis without a client or credentials;
+    ``client.log`` is the same object bound to a client, which adds :meth:`rerun`.
+    """
+
+    def __init__(
+        self, workspace: str | os.PathLike[str] | None = None, *, client: Client | None = None
+    ) -> None:
+        self.workspace = Path(workspace) if workspace is not None else default_workspace()
+        self.path = self.workspace / LOG_FILE
+        self._client = client
+        self._lock = threading.RLock()
+        self._conn: sqlite3.Connection | None = None
+
+    def __repr__(self) -> str:
+        return f"RunLog({str(self.workspace)!r}, runs={self.count()})"
+
+    # --- connection and schema -----------------------------------------------------------------------
+
+    def _connect(self) -> sqlite3.Connection:
+        with self._lock:
+            if self._conn is None:
+                self.workspace.mkdir(parents=True, exist_ok=True)
+                # One connection shared by this process's threads under a lock; other processes have their
+                # own and SQLite's file locks (with a generous busy timeout) serialise the writers.
+                conn = sqlite3.connect(self.path, timeout=30.0, isolation_level=None, check_same_thread=False)
+                conn.row_factory = sqlite3.Row
+                conn.execute("PRAGMA journal_mode=WAL")
+                conn.execute("PRAGMA synchronous=NORMAL")
+                conn.execute("PRAGMA busy_timeout=30000")
+                self._migrate(conn)
+                self._conn = conn
+            return self._conn
+
+    def _migrate(self, conn: sqlite3.Connection) -> None:
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            version = conn.execute("PRAGMA user_version").fetchone()[0]
+            if version > SCHEMA_VERSION:
+                raise ConfigError(
+                    f"{self.path} was written by a newer rodin_nb (log version {version}, this one reads up "
+                    f"to {SCHEMA_VERSION}); upgrade rodin_nb to open it"
+                )
+            for step in range(version, SCHEMA_VERSION):
+                # Statement by statement: executescript() would commit the open transaction first.
+                for statement in _statements(MIGRATIONS[step]):
+                    conn.execute(statement)
+            conn.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+
+    @contextmanager
+    def _write(self) -> Iterator[sqlite3.Connection]:
+        """One immediate (write-locked) transaction, so check-then-insert is atomic across processes."""
+        with self._lock:
+            conn = self._connect()
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield conn
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+            conn.execute("COMMIT")
+
+    def close(self) -> None:
+        with self._lock:
+            if self._conn is not None:
+                self._conn.close()
+                self._conn = None
+
+    # --- writing -------------------------------------------------------------------------------------
+
+    def claim(self, row: Mapping[str, Any], *, reuse: bool) -> dict[str, Any] | None:
+        """Insert a new run row, unless (with ``reuse``) an identical request is already paid for.
+
+        Returns the existing row that answers the request, or None when ``row`` was inserted. Atomic
+        across processes: two kernels asking for the same request create one row, hence one job.
+        """
+        with self._write() as conn:
+            if reuse:
+                existing = conn.execute(
+                    f"SELECT * FROM runs WHERE model_id=? AND service=? AND params_hash=? "
+                    f"AND status IN ({','.join('?' * len(REUSABLE))}) ORDER BY status='success' DESC, "
+                    "submitted_at DESC LIMIT 1",
+                    (row["model_id"], row["service"], row["params_hash"], *REUSABLE),
+                ).fetchone()
+                if existing is not None:
+                    return _decode(existing)
+            values = {
+                **row,
+                "updated_at": _now(),
+                "rodin_nb_version": __version__,
+                "reuse": int(reuse),
+                "owner": OWNER,
+            }
+            columns = ", ".join(values)
+            conn.execute(
+                f"INSERT INTO runs ({columns}) VALUES ({', '.join('?' * len(values))})",
+                [_encode(name, value) for name, value in values.items()],
+            )
+        return None
+
+    def update(self, run_id: str, **fields: Any) -> None:
+        if not fields:
+            return
+        fields["updated_at"] = _now()
+        assignments = ", ".join(f"{name}=?" for name in fields)
+        with self._write() as conn:
+            conn.execute(
+                f"UPDATE runs SET {assignments} WHERE run_id=?",
+                [*(_encode(name, value) for name, value in fields.items()), run_id],
+            )
+
+    def record(self, run: Run) -> None:
+        """Write a run's current state (called on every change, from the engine thread)."""
+        self.update(run.run_id, **run_fields(run))
+
+    # --- reading -------------------------------------------------------------------------------------
+
+    def get(self, run_id: str) -> dict[str, Any]:
+        with self._lock:
+            row = self._connect().execute("SELECT * FROM runs WHERE run_id=?", (run_id,)).fetchone()
+        if row is None:
+            raise KeyError(f"no run {run_id!r} in {self.path}")
+        return _decode(row)
+
+    def rows(self, where: str = "1=1", params: Sequence[Any] = ()) -> list[dict[str, Any]]:
+        with self._lock:
+            cursor = self._connect().execute(
+                f"SELECT * FROM runs WHERE {where} ORDER BY submitted_at", params
+            )
+            return [_decode(row) for row in cursor.fetchall()]
+
+    def unfinished(self, *, service: str | None = None, model_id: str | None = None) -> list[dict[str, Any]]:
+        where = f"status IN ({','.join('?' * len(ACTIVE))})"
+        params: list[Any] = list(ACTIVE)
+        if service is not None:
+            where += " AND service=?"
+            params.append(service)
+        if model_id is not None:
+            where += " AND model_id=?"
+            params.append(model_id)
+        return self.rows(where, params)
+
+    def count(self) -> int:
+        if not self.path.exists():
+            return 0
+        with self._lock:
+            return int(self._connect().execute("SELECT COUNT(*) FROM runs").fetchone()[0])
+
+    @property
+    def df(self) -> pd.DataFrame:
+        """One row per run: parameters under their wire names, proper dtypes (UTC timestamps, categories)."""
+        from .logframe import rows_to_frame
+
+        return rows_to_frame(self.rows())
+
+    # --- analysis ------------------------------------------------------------------------------------
+
+    def diff(self, a: Any, b: Any) -> pd.DataFrame:
+        """Only the fields that differ between two runs (parameters and mesh statistics), side by side."""
+        from .logframe import diff_rows
+
+        return diff_rows(self.get(_run_id_of(a)), self.get(_run_id_of(b)))
+
+    def rerun(self, run_id: Any, **changes: Any) -> Run:
+        """Submit the logged request again with some parameters changed (needs ``client.log``)."""
+        if self._client is None:
+            raise ConfigError("rerun needs a client: use client.log.rerun(...) (rn.RunLog is read-only)")
+        row = self.get(_run_id_of(run_id))
+        params = {**row["params"], **changes}
+        return self._client.generate(**params)
+
+    def export(self, path: str | os.PathLike[str]) -> Path:
+        """Write the log to ``.parquet``, ``.csv`` or ``.json`` (chosen by the suffix); returns the path."""
+        from .logframe import export_frame
+
+        return export_frame(self.df, Path(path))
+
+    def _repr_html_(self) -> str:
+        from .logframe import log_html
+
+        return log_html(self)
+
+
+def run_fields(run: Run) -> dict[str, Any]:
+    """The columns a Run's state maps to (everything that changes after submission)."""
+    return {
+        "status": run.status,
+        "progress": run.progress,
+        "job_id": run.job_id,
+        "cost": run.cost,
+        "created_at": _iso(run.created_at),
+        "started_at": _iso(run.started_at),
+        "finished_at": _iso(run.finished_at),
+        "queue_s": run.queue_s,
+        "duration_s": run.duration_s,
+        "asset_ids": run.asset_ids,
+        "files": [_relative(item.path, run) for item in run.stored],
+        "sha256": [item.sha256 for item in run.stored],
+        "error": run.error or run.download_error,
+        "hint": run.hint,
+        **(
+            {key: run.mesh_stats.get(key) for key in ("faces", "vertices", "bbox", "textures")}
+            if run.mesh_stats
+            else {}
+        ),
+    }
+
+
+def _relative(path: Path, run: Run) -> str:
+    """Files are stored relative to the workspace so a moved or shared workspace stays valid."""
+    workspace = run._client.workspace if run._client is not None else None
+    if workspace is not None:
+        try:
+            return str(path.relative_to(workspace))
+        except ValueError:
+            pass
+    return str(path)
+
+
+def _run_id_of(value: Any) -> str:
+    return str(getattr(value, "run_id", value))
+
+
+def _encode(name: str, value: Any) -> Any:
+    if name in JSON_COLUMNS and value is not None:
+        return json.dumps(value, sort_keys=True)
+    if isinstance(value, bool):
+        return int(value)
+    return value
+
+
+def _decode(row: sqlite3.Row) -> dict[str, Any]:
+    out = dict(row)
+    for name in JSON_COLUMNS:
+        if out.get(name) is not None:
+            out[name] = json.loads(out[name])
+    return out
+
+
+def _statements(script: str) -> list[str]:
+    return [part.strip() for part in script.split(";") if part.strip()]

@@ -42,6 +42,7 @@ if TYPE_CHECKING:
     from . import sandbox
     from .client import Client, connect
     from .jobs import PollPolicy, Run
+    from .runlog import RunLog
     from .transport import RetryPolicy
 
 __all__ = [
@@ -69,6 +70,7 @@ __all__ = [
     "RodinRequest",
     "RodinWarning",
     "Run",
+    "RunLog",
     "ServerError",
     "ValidationError",
     "__version__",
@@ -80,6 +82,7 @@ _LAZY = {
     "connect": ("client", "connect"),
     "Client": ("client", "Client"),
     "Run": ("jobs", "Run"),
+    "RunLog": ("runlog", "RunLog"),
     "PollPolicy": ("jobs", "PollPolicy"),
     "RetryPolicy": ("transport", "RetryPolicy"),
     "sandbox": ("sandbox", None),

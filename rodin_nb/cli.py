@@ -108,6 +108,51 @@ def _cmd_generate(args: argparse.Namespace) -> int:
         client.close()
 
 
+def _cmd_log(args: argparse.Namespace) -> int:
+    from .runlog import RunLog, default_workspace
+
+    log = RunLog(args.workspace or default_workspace())
+    if not log.path.exists():
+        _err(f"rodin-nb: no run log in {log.workspace} (nothing has run there yet)")
+        return 1
+    frame = log.df
+    if args.format == "csv":
+        sys.stdout.write(frame.to_csv(index=False))
+    elif args.format == "json":
+        sys.stdout.write(frame.to_json(orient="records", date_format="iso", indent=1) + "\n")
+    else:
+        columns = [
+            "run_id",
+            "status",
+            "seed",
+            "tier",
+            "quality",
+            "material",
+            "cost",
+            "duration_s",
+            "faces",
+            "error",
+        ]
+        _out(frame[columns].to_string(index=False, na_rep="-", max_colwidth=40))
+    return 0
+
+
+def _cmd_resume(args: argparse.Namespace) -> int:
+    client = _connect(args)
+    try:
+        runs = client.resume()
+        if not runs:
+            _out(f"nothing to resume in {client.workspace}")
+            return 0
+        _out(f"resuming {len(runs)} run(s) in {client.workspace}")
+        _wait_all(runs, tty=sys.stderr.isatty())
+        for run in runs:
+            _out(f"{run.run_id:<18}{run.status:<10}{run.glb or run.error or ''}")
+        return 0 if all(run.status == "success" for run in runs) else 1
+    finally:
+        client.close()
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="rodin-nb", description="Rodin Gen-1 on Scenario, from a terminal.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -132,6 +177,15 @@ def build_parser() -> argparse.ArgumentParser:
     gen.add_argument("--material", default=None)
     add_connection(gen)
     gen.set_defaults(func=_cmd_generate)
+
+    lg = sub.add_parser("log", help="print the run log of a workspace (no credentials needed)")
+    lg.add_argument("--workspace", default=None, help="default: $RODIN_NB_HOME or ./rodin_runs")
+    lg.add_argument("--format", choices=["table", "csv", "json"], default="table")
+    lg.set_defaults(func=_cmd_log)
+
+    rs = sub.add_parser("resume", help="re-attach to unfinished runs of a workspace and wait for them")
+    add_connection(rs)
+    rs.set_defaults(func=_cmd_resume)
     return parser
 
 

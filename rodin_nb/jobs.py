@@ -212,9 +212,8 @@ class Run:
         if self.status == "canceled":
             raise JobCanceled(f"job {self.job_id} was canceled", self)
         if self.status == "lost":
-            raise JobFailed(
-                f"job {self.job_id} is no longer known to the service", self, error=self.error, hint=self.hint
-            )
+            reason = self.error or f"job {self.job_id} is no longer known to the service"
+            raise JobFailed(f"run {self.run_id} is lost: {reason}", self, error=self.error, hint=self.hint)
         if self.download_error:
             raise AssetError(
                 f"job {self.job_id} succeeded but its files could not be downloaded: "

@@ -17,6 +17,8 @@ import os
 import socket
 import sqlite3
 import threading
+import time
+import uuid
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import datetime, timezone
@@ -88,21 +90,23 @@ JSON_COLUMNS = ("params", "asset_ids", "files", "sha256", "bbox", "textures")
 TIME_COLUMNS = ("submitted_at", "created_at", "started_at", "finished_at", "updated_at")
 
 
-# Which process wrote a row: lets a resuming process tell a crashed submitter from a slow one.
-OWNER = f"{socket.gethostname()}:{os.getpid()}"
+# Which process (and which RunLog in it) wrote a row, as "host:pid:token": lets a resuming client tell a
+# crashed or closed submitter from one that is merely slow.
+_LIVE_TOKENS: set[str] = set()
 
 
 def owner_alive(owner: str | None) -> bool | None:
-    """True/False for a submitter on this host; None when it ran elsewhere (cannot tell)."""
-    if not owner or ":" not in owner:
+    """True/False for a submitter on this host; None when it ran on another host (cannot tell)."""
+    parts = (owner or "").rsplit(":", 2)
+    if len(parts) != 3 or not parts[1].isdigit():
         return None
-    host, _, pid = owner.rpartition(":")
-    if host != socket.gethostname() or not pid.isdigit():
+    host, pid, token = parts[0], int(parts[1]), parts[2]
+    if host != socket.gethostname():
         return None
-    if int(pid) == os.getpid():
-        return True
+    if pid == os.getpid():
+        return token in _LIVE_TOKENS
     try:
-        os.kill(int(pid), 0)
+        os.kill(pid, 0)
     except ProcessLookupError:
         return False
     except PermissionError:
@@ -137,6 +141,8 @@ class RunLog:
         self._client = client
         self._lock = threading.RLock()
         self._conn: sqlite3.Connection | None = None
+        self.owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+        _LIVE_TOKENS.add(self.owner.rsplit(":", 1)[1])
 
     def __repr__(self) -> str:
         return f"RunLog({str(self.workspace)!r}, runs={self.count()})"
@@ -151,7 +157,7 @@ class RunLog:
                 # own and SQLite's file locks (with a generous busy timeout) serialise the writers.
                 conn = sqlite3.connect(self.path, timeout=30.0, isolation_level=None, check_same_thread=False)
                 conn.row_factory = sqlite3.Row
-                conn.execute("PRAGMA journal_mode=WAL")
+                _enable_wal(conn)
                 conn.execute("PRAGMA synchronous=NORMAL")
                 conn.execute("PRAGMA busy_timeout=30000")
                 self._migrate(conn)
@@ -191,6 +197,7 @@ class RunLog:
             conn.execute("COMMIT")
 
     def close(self) -> None:
+        _LIVE_TOKENS.discard(self.owner.rsplit(":", 1)[1])
         with self._lock:
             if self._conn is not None:
                 self._conn.close()
@@ -215,11 +222,11 @@ class RunLog:
                 if existing is not None:
                     return _decode(existing)
             values = {
+                "owner": self.owner,
                 **row,
                 "updated_at": _now(),
                 "rodin_nb_version": __version__,
                 "reuse": int(reuse),
-                "owner": OWNER,
             }
             columns = ", ".join(values)
             conn.execute(
@@ -365,6 +372,23 @@ def _decode(row: sqlite3.Row) -> dict[str, Any]:
         if out.get(name) is not None:
             out[name] = json.loads(out[name])
     return out
+
+
+def _enable_wal(conn: sqlite3.Connection, *, patience_s: float = 30.0) -> None:
+    """Switch the file to WAL (persistent, so only its first user really switches).
+
+    Changing the journal mode can answer "database is locked" at once, without the busy handler, when
+    another process opens the new file at the same moment; so retry for a while.
+    """
+    deadline = time.monotonic() + patience_s
+    while True:
+        try:
+            conn.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.05)
 
 
 def _statements(script: str) -> list[str]:

@@ -32,6 +32,7 @@ EXPECTED = {
     "RodinRequest",
     "RodinWarning",
     "Run",
+    "RunLog",
     "ServerError",
     "ValidationError",
     "__version__",

@@ -1,0 +1,355 @@
+"""The run log: durable, comparable, resumable, reproducible, never paid twice (over the sandbox)."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import signal
+import socket
+import sqlite3
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+import rodin_nb as rn
+from rodin_nb.runlog import SCHEMA_VERSION, RunLog
+from rodin_nb.sandbox import SandboxServer, serve
+
+from .conftest import make_client
+
+DATA = Path(__file__).parent / "data"
+
+
+def wait_all(runs: list[rn.Run]) -> None:
+    for run in runs:
+        run.wait(timeout=60)
+
+
+class TestRows:
+    def test_row_exists_before_generate_returns_and_follows_the_run(self, client: rn.Client) -> None:
+        seen_statuses: list[str] = []
+        run = client.generate(prompt="a carved wooden chair", tier="Sketch", seed=7)
+        seen_statuses.append(client.log.get(run.run_id)["status"])
+        run.wait(timeout=30)
+        row = client.log.get(run.run_id)
+        assert seen_statuses[0] != "success" or run.done
+        assert row["status"] == "success" and row["job_id"] == run.job_id
+        assert row["params"]["seed"] == 7 and row["params"]["quality"] == "medium"
+        assert row["files"][0].endswith(".glb") and not row["files"][0].startswith("/")
+        assert row["sha256"][0] == run.stored[0].sha256
+        assert row["faces"] == run.mesh_stats["faces"] > 1000 and row["vertices"] > 0
+        assert row["cost"] == run.cost and row["duration_s"] > 0 and row["rodin_nb_version"] == rn.__version__
+
+    def test_no_urls_or_secrets_in_the_log(self, tmp_path: Path) -> None:
+        with (
+            serve(job_seconds=0.2, credentials=("key_abc", "secret_xyz_987")) as sb,
+            rn.connect("key_abc", "secret_xyz_987", base_url=sb.url, workspace=tmp_path, quiet=True) as c,
+        ):
+            c.generate(prompt="a chair", seed=1, quality="extra-low").wait(timeout=30)
+            c.log.close()
+        dump = "\n".join(sqlite3.connect(tmp_path / "runs.sqlite").iterdump())
+        assert "secret_xyz_987" not in dump and "signature=" not in dump and "http" not in dump
+
+    def test_dataframe_has_wire_columns_and_proper_dtypes(self, client: rn.Client) -> None:
+        # Sketch always runs at medium quality; asking for another one would (rightly) warn.
+        runs = [
+            client.generate(prompt="a chair", seed=s, tier=t, **({} if t == "Sketch" else {"quality": "low"}))
+            for s in (1, 2)
+            for t in ("Sketch", "Regular")
+        ]
+        wait_all(runs)
+        df = client.log.df
+        assert len(df) == 4
+        for column in (
+            "run_id",
+            "sweep_id",
+            "backend",
+            "model_id",
+            "prompt",
+            "images",
+            "conditionMode",
+            "material",
+            "quality",
+            "useHyper",
+            "tier",
+            "TAPose",
+            "seed",
+            "status",
+            "progress",
+            "job_id",
+            "cost",
+            "submitted_at",
+            "started_at",
+            "finished_at",
+            "queue_s",
+            "duration_s",
+            "asset_ids",
+            "files",
+            "sha256",
+            "faces",
+            "vertices",
+            "error",
+            "hint",
+            "params_hash",
+            "rodin_nb_version",
+        ):
+            assert column in df.columns, column
+        assert str(df["submitted_at"].dtype) == "datetime64[ns, UTC]" or "UTC" in str(
+            df["submitted_at"].dtype
+        )
+        assert isinstance(df["tier"].dtype, pd.CategoricalDtype)
+        assert isinstance(df["quality"].dtype, pd.CategoricalDtype)
+        assert str(df["seed"].dtype) == "Int64"
+        pivot = df.pivot_table(index="seed", columns="tier", values="duration_s", observed=True)
+        assert pivot.shape == (2, 2) and pivot.notna().all().all()
+
+    def test_standalone_runlog_reads_without_a_client(self, client: rn.Client) -> None:
+        client.generate(prompt="a chair", seed=3, quality="extra-low").wait(timeout=30)
+        log = rn.RunLog(client.workspace)
+        assert len(log.df) == 1 and log.df.iloc[0]["status"] == "success"
+        with pytest.raises(rn.ConfigError, match=r"client\.log\.rerun"):
+            log.rerun(log.df.iloc[0]["run_id"])
+        assert "success" in log._repr_html_() and "<img" in log._repr_html_()
+
+
+class TestNoDoubleSpend:
+    def test_identical_request_is_answered_from_the_log(
+        self, client: rn.Client, sandbox: SandboxServer
+    ) -> None:
+        a = client.generate(prompt="a teapot", seed=5, quality="low").wait(timeout=30)
+        b = client.generate(prompt="a teapot", seed=5, quality="low")
+        assert b is a and sandbox.stats()["jobs_created"] == 1
+        c = client.generate(prompt="a teapot", seed=5, quality="low", reuse=False).wait(timeout=30)
+        assert c.run_id != a.run_id and sandbox.stats()["jobs_created"] == 2
+        df = client.log.df
+        assert df.loc[c.run_id, "reuse"] == False  # noqa: E712 (pandas boolean)
+        assert df.loc[a.run_id, "params_hash"] == df.loc[c.run_id, "params_hash"]
+
+    def test_running_request_is_not_submitted_twice(self, tmp_path: Path) -> None:
+        with serve(job_seconds=1.0) as sb, make_client(sb, tmp_path) as client:
+            a = client.generate(prompt="a vase", seed=1, quality="extra-low")
+            b = client.generate(prompt="a vase", seed=1, quality="extra-low")
+            assert a is b
+            a.wait(timeout=30)
+            assert sb.stats()["jobs_created"] == 1
+
+    def test_a_new_client_reuses_a_finished_result(self, sandbox: SandboxServer, tmp_path: Path) -> None:
+        with make_client(sandbox, tmp_path) as first:
+            done = first.generate(prompt="a bowl", seed=2, quality="extra-low").wait(timeout=30)
+        with make_client(sandbox, tmp_path) as second:
+            again = second.generate(prompt="a bowl", seed=2, quality="extra-low")
+            assert again.run_id == done.run_id and again.done and again.glb == done.glb
+        assert sandbox.stats()["jobs_created"] == 1
+
+    def test_failed_runs_are_not_reused(self, tmp_path: Path) -> None:
+        with serve(job_seconds=0.2, faults={"fail_rate": 1.0}) as sb, make_client(sb, tmp_path) as client:
+            with pytest.raises(rn.JobFailed):
+                client.generate(prompt="a cup", seed=1, quality="extra-low").wait(timeout=30)
+            with pytest.raises(rn.JobFailed):
+                client.generate(prompt="a cup", seed=1, quality="extra-low").wait(timeout=30)
+            assert sb.stats()["jobs_created"] == 2
+
+    def test_refused_submission_is_logged_as_not_billed(self, client: rn.Client) -> None:
+        # Well-formed for the validator, refused by the service: the asset does not exist.
+        with pytest.raises(rn.BadRequestError):
+            client.generate(images=["asset_doesnotexist"], seed=1)
+        (row,) = client.log.rows()
+        assert row["status"] == "failure" and "not submitted" in row["error"] and "billed" in row["hint"]
+        # A refused request is not "paid for": asking again really asks again.
+        with pytest.raises(rn.BadRequestError):
+            client.generate(images=["asset_doesnotexist"], seed=1)
+        assert len(client.log.rows()) == 2
+
+
+SCRIPT = textwrap.dedent(
+    """
+    import os, signal, sys, rodin_nb as rn
+    url, workspace, mode = sys.argv[1], sys.argv[2], sys.argv[3]
+    client = rn.connect(base_url=url, workspace=workspace, quiet=True,
+                        retry=rn.RetryPolicy(max_retries=6, backoff_base_s=0.02, backoff_cap_s=0.2))
+    if mode == "kill":
+        for seed in (1, 2, 3, 1):   # three distinct requests, one repeated
+            client.generate(prompt="a chair", seed=seed, quality="extra-low")
+        os.kill(os.getpid(), signal.SIGKILL)
+    elif mode == "same":
+        run = client.generate(prompt="a lamp", seed=9, quality="extra-low")
+        run.wait(timeout=60)
+        print(run.run_id, run.job_id, flush=True)
+    """
+)
+
+
+def python(*args: str) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [sys.executable, "-c", SCRIPT, *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+
+
+class TestResume:
+    def test_sigkill_after_submitting_then_resume(self, tmp_path: Path) -> None:
+        with serve(job_seconds=1.0) as sb:
+            proc = python(sb.url, str(tmp_path), "kill")
+            _, err = proc.communicate(timeout=60)
+            assert proc.returncode == -signal.SIGKILL, err
+            rows = RunLog(tmp_path).rows()
+            assert len(rows) == 3 and all(row["job_id"] for row in rows)
+            assert all(row["status"] not in ("success",) for row in rows)
+            with make_client(sb, tmp_path) as client:
+                resumed = client.resume()
+                assert len(resumed) == 3
+                wait_all(resumed)
+                assert all(run.glb is not None for run in resumed)
+                assert set(client.log.df["status"]) == {"success"}
+            assert sb.stats()["jobs_created"] == 3
+
+    def test_two_processes_same_request_one_job(self, tmp_path: Path) -> None:
+        with serve(job_seconds=0.8) as sb:
+            procs = [python(sb.url, str(tmp_path), "same") for _ in range(2)]
+            outs = [proc.communicate(timeout=90) for proc in procs]
+            assert all(proc.returncode == 0 for proc in procs), [err for _, err in outs]
+            assert sb.stats()["jobs_created"] == 1
+        lines = {out.strip() for out, _ in outs}
+        assert len(lines) == 1  # both saw the same run and job
+
+    def test_job_the_service_forgot_is_marked_lost_not_resubmitted(self, tmp_path: Path) -> None:
+        with serve(job_seconds=5) as first, make_client(first, tmp_path) as client:
+            run = client.generate(prompt="a chair", seed=1, quality="extra-low")
+        with serve(job_seconds=0.2) as second, make_client(second, tmp_path) as client:
+            (again,) = client.resume()
+            with pytest.raises(rn.JobFailed, match="no longer knows"):
+                again.wait(timeout=30)
+            assert again.run_id == run.run_id and again.status == "lost"
+            assert client.log.get(run.run_id)["status"] == "lost"
+            assert second.stats()["jobs_created"] == 0
+
+    def test_interrupted_submission_reattaches_or_is_lost(
+        self, sandbox: SandboxServer, tmp_path: Path
+    ) -> None:
+        with make_client(sandbox, tmp_path) as client:
+            req = client.request(prompt="a stool", seed=4, quality="extra-low")
+            created = client.api.generate(client.model_id, req.to_body())  # the POST went through...
+            orphan = rn.Run(client, req)
+            client.log.claim(
+                client._new_row(orphan) | {"owner": f"{socket.gethostname()}:999998:dead"}, reuse=True
+            )
+            never = rn.Run(client, client.request(prompt="a stool", seed=5, quality="extra-low"))
+            client.log.claim(
+                client._new_row(never) | {"owner": f"{socket.gethostname()}:999999:dead"}, reuse=True
+            )
+        with make_client(sandbox, tmp_path) as client:
+            client.engine  # noqa: B018
+            runs = {run.run_id: run for run in client.resume()}
+            found, missing = runs[orphan.run_id], runs[never.run_id]
+            found.wait(timeout=120)
+            assert found.job_id == created["job"]["jobId"]
+            with pytest.raises(rn.JobFailed, match="interrupted"):
+                missing.wait(timeout=30)
+            assert missing.status == "lost"
+        assert sandbox.stats()["jobs_created"] == 1
+
+    def test_missing_or_corrupt_file_is_fetched_again(
+        self, client: rn.Client, sandbox: SandboxServer
+    ) -> None:
+        run = client.generate(prompt="a chair", seed=1, quality="extra-low").wait(timeout=30)
+        assert run.glb is not None
+        good = run.glb.read_bytes()
+        run.glb.write_bytes(good[: len(good) // 2])
+        with make_client(sandbox, client.workspace) as other:
+            (again,) = other.resume()
+            again.wait(timeout=30)
+            assert again.glb is not None and again.glb.read_bytes() == good
+        assert sandbox.stats()["jobs_created"] == 1
+
+    def test_run_by_id(self, client: rn.Client, sandbox: SandboxServer) -> None:
+        run = client.generate(prompt="a chair", seed=1, quality="extra-low").wait(timeout=30)
+        with make_client(sandbox, client.workspace) as other:
+            again = other.run(run.run_id).wait(timeout=30)
+            assert again.glb == run.glb and again.mesh_stats == run.mesh_stats
+
+
+class TestAnalysis:
+    def test_diff_shows_only_what_differs(self, client: rn.Client) -> None:
+        a = client.generate(prompt="a chair", seed=1, quality="extra-low").wait(timeout=30)
+        b = client.generate(prompt="a chair", seed=2, quality="low").wait(timeout=30)
+        diff = client.log.diff(a, b)
+        assert {"seed", "quality", "faces"} <= set(diff.index)
+        assert "prompt" not in diff.index and "tier" not in diff.index
+        assert list(diff.columns) == [a.run_id, b.run_id]
+
+    def test_rerun_changes_one_thing(self, client: rn.Client, sandbox: SandboxServer) -> None:
+        a = client.generate(prompt="a chair", seed=1, quality="extra-low").wait(timeout=30)
+        b = client.log.rerun(a.run_id, quality="low").wait(timeout=30)
+        assert b.seed == 1 and b.params["quality"] == "low" and b.params["prompt"] == "a chair"
+        assert sandbox.stats()["jobs_created"] == 2
+
+    @pytest.mark.parametrize("suffix", [".parquet", ".csv", ".json"])
+    def test_export(self, client: rn.Client, tmp_path: Path, suffix: str) -> None:
+        client.generate(prompt="a chair", seed=1, quality="extra-low").wait(timeout=30)
+        path = client.log.export(tmp_path / f"runs{suffix}")
+        back = {".parquet": pd.read_parquet, ".csv": pd.read_csv, ".json": pd.read_json}[suffix](path)
+        assert len(back) == 1 and back["seed"].iloc[0] == 1
+
+    def test_export_refuses_unknown_formats(self, client: rn.Client, tmp_path: Path) -> None:
+        with pytest.raises(ValueError, match="parquet"):
+            client.log.export(tmp_path / "runs.xlsx")
+
+    def test_run_html(self, client: rn.Client) -> None:
+        from rodin_nb.logframe import run_html
+
+        run = client.generate(prompt="a chair", seed=1, quality="extra-low").wait(timeout=30)
+        text = run_html(run)
+        assert "success" in text and "faces" in text and "<img" in text
+
+
+class TestMigration:
+    def test_a_log_written_by_version_1_opens(self, tmp_path: Path) -> None:
+        shutil.copy(DATA / "runlog_v1.sqlite", tmp_path / "runs.sqlite")
+        log = RunLog(tmp_path)
+        df = log.df
+        assert len(df) >= 1 and set(df["status"]) <= {"success", "failure", "lost", "queued"}
+        version = sqlite3.connect(tmp_path / "runs.sqlite").execute("PRAGMA user_version").fetchone()[0]
+        assert version == SCHEMA_VERSION
+
+    def test_a_newer_log_is_refused_clearly(self, tmp_path: Path) -> None:
+        conn = sqlite3.connect(tmp_path / "runs.sqlite")
+        conn.execute(f"PRAGMA user_version={SCHEMA_VERSION + 1}")
+        conn.close()
+        with pytest.raises(rn.ConfigError, match="newer rodin_nb"):
+            RunLog(tmp_path).count()
+
+
+class TestCli:
+    def test_log_and_resume_commands(self, client: rn.Client, sandbox: SandboxServer) -> None:
+        client.generate(prompt="a chair", seed=1, quality="extra-low").wait(timeout=30)
+        base = [sys.executable, "-m", "rodin_nb.cli"]
+        table = subprocess.run(
+            [*base, "log", "--workspace", str(client.workspace)], capture_output=True, text=True, check=True
+        ).stdout
+        assert "success" in table and "extra-low" in table
+        rows = json.loads(
+            subprocess.run(
+                [*base, "log", "--workspace", str(client.workspace), "--format", "json"],
+                capture_output=True,
+                text=True,
+                check=True,
+            ).stdout
+        )
+        assert rows[0]["seed"] == 1
+        csv = subprocess.run(
+            [*base, "log", "--workspace", str(client.workspace), "--format", "csv"],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
+        assert csv.startswith("run_id,")
+        resumed = subprocess.run(
+            [*base, "resume", "--workspace", str(client.workspace), "--base-url", sandbox.url],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert resumed.returncode == 0 and "nothing to resume" in resumed.stdout

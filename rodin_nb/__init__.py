@@ -44,6 +44,7 @@ if TYPE_CHECKING:
     from .jobs import PollPolicy, Run
     from .runlog import RunLog
     from .transport import RetryPolicy
+    from .viewer import compare, show
 
 __all__ = [
     "APIConnectionError",
@@ -74,8 +75,10 @@ __all__ = [
     "ServerError",
     "ValidationError",
     "__version__",
+    "compare",
     "connect",
     "sandbox",
+    "show",
 ]
 
 _LAZY = {
@@ -86,6 +89,8 @@ _LAZY = {
     "PollPolicy": ("jobs", "PollPolicy"),
     "RetryPolicy": ("transport", "RetryPolicy"),
     "sandbox": ("sandbox", None),
+    "show": ("viewer", "show"),
+    "compare": ("viewer", "compare"),
 }
 
 

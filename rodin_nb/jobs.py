@@ -323,7 +323,18 @@ class Run:
             run.mesh_stats = {key: row.get(key) for key in ("faces", "vertices", "bbox", "textures")}
         return run
 
-    # --- display -------------------------------------------------------------------------------------
+    # --- display ----
+
+    def show(self, **options: Any) -> Any:
+        """An inline 3D view of the result (pythreejs); see :func:`rodin_nb.show` for the options."""
+        from .viewer import show
+
+        return show(self, **options)
+
+    def _repr_html_(self) -> str:
+        from .reprs import run_html
+
+        return run_html(self)
 
     def __repr__(self) -> str:
         parts = [f"run_id={self.run_id!r}", f"status={self.status!r}"]

@@ -286,9 +286,10 @@ class RunLog:
     @property
     def df(self) -> pd.DataFrame:
         """One row per run: parameters under their wire names, proper dtypes (UTC timestamps, categories)."""
-        from .logframe import rows_to_frame
+        from .logframe import load_frame
 
-        return rows_to_frame(self.rows())
+        with self._lock:
+            return load_frame(self._connect())
 
     # --- analysis ------------------------------------------------------------------------------------
 
@@ -313,7 +314,7 @@ class RunLog:
         return export_frame(self.df, Path(path))
 
     def _repr_html_(self) -> str:
-        from .logframe import log_html
+        from .reprs import log_html
 
         return log_html(self)
 

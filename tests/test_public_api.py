@@ -36,8 +36,10 @@ EXPECTED = {
     "ServerError",
     "ValidationError",
     "__version__",
+    "compare",
     "connect",
     "sandbox",
+    "show",
 }
 
 

@@ -298,7 +298,7 @@ class TestAnalysis:
             client.log.export(tmp_path / "runs.xlsx")
 
     def test_run_html(self, client: rn.Client) -> None:
-        from rodin_nb.logframe import run_html
+        from rodin_nb.reprs import run_html
 
         run = client.generate(prompt="a chair", seed=1, quality="extra-low").wait(timeout=30)
         text = run_html(run)

@@ -14,7 +14,7 @@ import os
 import sys
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
@@ -42,6 +42,7 @@ from .transport import RetryPolicy, Transport, is_loopback_url
 
 if TYPE_CHECKING:
     from .sandbox import SandboxServer
+    from .sweep import Sweep
 
 __all__ = ["Client", "connect"]
 
@@ -71,6 +72,7 @@ def connect(
     retry: RetryPolicy | None = None,
     poll: PollPolicy | None = None,
     sandbox_options: Mapping[str, Any] | None = None,
+    parallel_jobs: int | None = None,
     quiet: bool = False,
 ) -> Client:
     """Connect to Scenario, or to the embedded sandbox when there are no credentials.
@@ -84,6 +86,8 @@ def connect(
         and no base URL are found, and says so in one line.
     workspace : folder for the run log and downloaded files; default ``$RODIN_NB_HOME`` or ``./rodin_runs``.
     sandbox_options : keyword arguments for :func:`rodin_nb.sandbox.serve` (``speed``, ``faults``, ...).
+    parallel_jobs : the account's parallel-job limit (Scenario's ``parallelCustomJobs``), used to pace
+        sweeps and to predict queue times; default 4, or the embedded sandbox's own setting.
     """
     key = api_key or _env("SCENARIO_SDK_API_KEY")
     secret = api_secret or _env("SCENARIO_SDK_API_SECRET")
@@ -114,8 +118,11 @@ def connect(
     transport = Transport(url, api_key=key, api_secret=secret, timeout=timeout, retry=retry)
     home = workspace or _env("RODIN_NB_HOME") or "rodin_runs"
     policy = poll or (PollPolicy.for_sandbox() if backend == "sandbox" else PollPolicy())
+    if parallel_jobs is None:
+        parallel_jobs = server.state.parallel_jobs if server is not None else 4
     return Client(
         transport,
+        parallel_jobs=parallel_jobs,
         backend=backend,
         workspace=Path(home),
         model_id=model_id,
@@ -140,6 +147,7 @@ class Client:
         model_id: str = DEFAULT_MODEL_ID,
         poll: PollPolicy | None = None,
         sandbox_server: SandboxServer | None = None,
+        parallel_jobs: int = 4,
     ) -> None:
         self.transport = transport
         self.api = ScenarioAPI(transport)
@@ -148,7 +156,7 @@ class Client:
         self.workspace = Path(workspace).absolute()
         self.store = AssetStore(self.workspace / "assets")
         self.downloader = Downloader(self.api, self.store, retry=transport.retry)
-        self.engine = Engine(self.api, self.downloader, poll or PollPolicy())
+        self.engine = Engine(self.api, self.downloader, poll or PollPolicy(), parallel_jobs=parallel_jobs)
         self._sandbox_server = sandbox_server
         self._schema: ModelSchema | None = None
         self._lock = threading.RLock()
@@ -241,6 +249,7 @@ class Client:
         """
         req = self.request(request, **params)
         run = Run(self, req, model_id=self.model_id, sweep_id=sweep_id)
+        run.expected_s = self.expected_duration(req.params)
         existing = self.log.claim(self._new_row(run), reuse=reuse)
         if existing is not None:
             return self._run_for_row(existing)
@@ -364,6 +373,37 @@ class Client:
         since = (parse_time(row.get("submitted_at")) or datetime.now(timezone.utc)) - RECONCILE_WINDOW
         job = self._find_submitted_job(params, since=since, settle_s=self.reconcile_settle_s)
         return job_id_of(job) if job is not None else None
+
+    def expected_duration(self, params: Mapping[str, Any]) -> float | None:
+        """Typical running time (median of recent successes) for this tier and quality, from the log."""
+        durations = sorted(self.log.recent_durations(self.service, self.model_id, params))
+        return durations[len(durations) // 2] if durations else None
+
+    # --- sweeps --------------------------------------------------------------------------------------
+
+    def sweep(
+        self,
+        *,
+        cases: Sequence[Mapping[str, Any]] | None = None,
+        concurrency: int | None = None,
+        **grid: Any,
+    ) -> Sweep:
+        """Plan a sweep: the product of list-valued parameters (scalars fixed), times each of ``cases``.
+
+        Every planned request is validated first (one error lists every bad row) and gets its seed now,
+        so the plan is exactly what will run. Nothing is sent until ``estimate()``, ``run()`` or
+        ``start()``. ``concurrency`` caps the jobs in flight (default: twice the parallel-job limit).
+        """
+        from .sweep import Sweep, expand_grid, plan_requests
+
+        rows = expand_grid(self.schema, grid, cases)
+        return Sweep(self, plan_requests(self.schema, rows), concurrency=concurrency)
+
+    def sweep_by_id(self, sweep_id: str) -> Sweep:
+        """Reopen a sweep from the log: finished and running runs are re-attached, the rest planned."""
+        from .sweep import reopen
+
+        return reopen(self, sweep_id)
 
     # --- resuming ------------------------------------------------------------------------------------
 

@@ -7,6 +7,7 @@ future is completed. Nothing here prints; runs notify listeners (the run log, wi
 
 from __future__ import annotations
 
+import contextlib
 import heapq
 import itertools
 import logging
@@ -19,7 +20,7 @@ from typing import Any
 
 from .api import TERMINAL_STATUSES, ScenarioAPI
 from .errors import AuthenticationError, NotFoundError, RodinError
-from .jobs import PollPolicy, Run
+from .jobs import RUNNING_STATUSES, PollPolicy, Run
 from .store import Downloader, StoredFile
 
 __all__ = ["Engine"]
@@ -33,7 +34,13 @@ class Engine:
     """Polls every tracked run and downloads its results; owned by one client."""
 
     def __init__(
-        self, api: ScenarioAPI, downloader: Downloader, poll: PollPolicy, *, workers: int = 4
+        self,
+        api: ScenarioAPI,
+        downloader: Downloader,
+        poll: PollPolicy,
+        *,
+        workers: int = 4,
+        parallel_jobs: int = 4,
     ) -> None:
         self.api = api
         self.downloader = downloader
@@ -45,6 +52,9 @@ class Engine:
         self._thread: threading.Thread | None = None
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="rodin_nb-io")
         self._tracked: dict[str, Run] = {}
+        self.parallel_jobs = parallel_jobs  # the account's parallel-job limit (queue simulation)
+        self.finalize_s = 0.0  # typical finalizing time, learned from finished jobs' statusHistory
+        self._durations: dict[tuple[Any, Any], float] = {}  # (tier, quality) -> running time seen here
         self.on_poll: Callable[[Run], None] | None = None
 
     # --- public --------------------------------------------------------------------------------------
@@ -55,7 +65,11 @@ class Engine:
             if self._stopped:
                 raise RuntimeError("the client is closed")
             self._tracked[run.run_id] = run
-            run.poll_delay = self.poll.first_s if delay is None else delay
+        if delay is None:
+            eta = self._eta(run)
+            delay = self.poll.first_s if eta is None else self.poll.next_delay(self.poll.first_s, eta)
+        with self._cv:
+            run.poll_delay = delay
             self._schedule(run, run.poll_delay)
             if self._thread is None:
                 self._thread = threading.Thread(target=self._loop, name="rodin_nb-engine", daemon=True)
@@ -73,6 +87,18 @@ class Engine:
         run.follow_deadline = time.monotonic() + patience_s
         run.resolve_job_id = resolve
         self.track(run, delay=0)
+
+    def run_task(self, task: Callable[[], None]) -> None:
+        """Run ``task`` on the I/O pool (used to submit a sweep's next runs off the polling path)."""
+
+        def guarded() -> None:
+            try:
+                task()
+            except Exception:
+                log.exception("background task failed")
+
+        with contextlib.suppress(RuntimeError):  # the pool is shut down: the client is closing
+            self._pool.submit(guarded)
 
     def active_runs(self) -> list[Run]:
         with self._cv:
@@ -148,11 +174,14 @@ class Engine:
         if self.on_poll:
             self.on_poll(run)
         if run.status == "success":
+            self._learn(run)
             self._download(run)
         elif run.status in TERMINAL_STATUSES:
             run._finish()
         else:
-            run.poll_delay = self.poll.next_delay(run.poll_delay, run.eta_s())
+            run.poll_delay = self.poll.next_delay(
+                run.poll_delay, self._eta(run), base=self._overdue_base(run)
+            )
             with self._cv:
                 if not self._stopped:
                     self._schedule(run, run.poll_delay)
@@ -166,6 +195,54 @@ class Engine:
         except Exception:  # statistics are a bonus; a file trimesh cannot read still is the result
             log.warning("could not compute mesh statistics for %s", path, exc_info=True)
             return None
+
+    def _overdue_base(self, run: Run) -> float:
+        """Where backing off starts when a job outlives its estimate: a small share of its phase."""
+        if run.status == "finalizing" and self.finalize_s:
+            return 0.2 * self.finalize_s
+        return 0.05 * run.expected_s if run.expected_s else 0.0
+
+    def _learn(self, run: Run) -> None:
+        """Learn phase durations from a finished job, and share them with similar jobs still running."""
+        phases = run.phase_durations()
+        if "finalizing" in phases:
+            seen = phases["finalizing"]
+            self.finalize_s = seen if not self.finalize_s else 0.7 * self.finalize_s + 0.3 * seen
+        if run.duration_s is None:
+            return
+        key = (run.params.get("tier"), run.params.get("quality"))
+        self._durations[key] = run.duration_s
+        with self._cv:
+            similar = [r for r in self._tracked.values() if not r.done and r.expected_s is None]
+        for other in similar:
+            if (other.params.get("tier"), other.params.get("quality")) == key:
+                other.expected_s = run.duration_s
+
+    def _eta(self, run: Run) -> float | None:
+        """Seconds until ``run`` is expected to finish: from its progress while running, and for a queued
+        job by replaying the service's queue (the account's parallel slots free up as the running jobs
+        finish, then serve queued jobs in submission order)."""
+        if run.status in RUNNING_STATUSES:
+            return run.eta_s(self.finalize_s)
+        if run.status not in ("pending", "queued") or run.expected_s is None:
+            return None
+        with self._cv:
+            active = [r for r in self._tracked.values() if not r.done]
+        running = [
+            max(0.0, r.eta_s(self.finalize_s) or r.expected_s or 0.0)
+            for r in active
+            if r.status in RUNNING_STATUSES
+        ]
+        slots = sorted(running)[: self.parallel_jobs]
+        slots += [0.0] * max(0, self.parallel_jobs - len(slots))
+        heapq.heapify(slots)
+        waiting = sorted((r for r in active if r.status in ("pending", "queued")), key=_queue_order)
+        for other in waiting:
+            finish = heapq.heappop(slots) + (other.expected_s or run.expected_s)
+            if other is run:
+                return finish
+            heapq.heappush(slots, finish)
+        return None
 
     def _resolve_job_id(self, run: Run) -> bool:
         """Find the job id of a run submitted elsewhere; reschedule or mark lost when there is none."""
@@ -211,3 +288,8 @@ class Engine:
             log.exception("unexpected error while downloading run %s", run.run_id)
             run.download_error = f"{type(exc).__name__}: {exc}"
         run._finish()
+
+
+def _queue_order(run: Run) -> tuple[float, str]:
+    created = run.created_at or run.submitted_at
+    return (created.timestamp(), run.job_id or "")

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import itertools
 import threading
 import time
 import uuid
@@ -49,15 +50,35 @@ class PollPolicy:
     min_s: float = 1.0
     max_s: float = 20.0
     growth: float = 1.6
+    # Aim just past the expected finish: one poll sees the result when the estimate is right; an overdue
+    # job is then followed by backing off from a share of its phase (see next_delay's ``base``).
+    eta_fraction: float = 1.0
 
     @classmethod
     def for_sandbox(cls) -> PollPolicy:
         """The sandbox runs jobs in seconds, so its polls start and stay short."""
         return cls(first_s=0.05, min_s=0.02, max_s=2.0, growth=1.6)
 
-    def next_delay(self, previous: float, eta_s: float | None) -> float:
+    def scaled(self, factor: float) -> PollPolicy:
+        """The same policy with every interval multiplied by ``factor`` (a sandbox speed, say)."""
+        return PollPolicy(
+            first_s=self.first_s * factor,
+            min_s=self.min_s * factor,
+            max_s=self.max_s * factor,
+            growth=self.growth,
+            eta_fraction=self.eta_fraction,
+        )
+
+    def next_delay(self, previous: float, eta_s: float | None, *, base: float = 0.0) -> float:
+        """The wait before the next poll, given the last wait and the expected time to finish.
+
+        ``base`` is where backing off restarts when a job outlives its estimate (a share of the phase
+        it is in), so an overdue job is not polled at the minimum interval over and over.
+        """
         if eta_s is not None and eta_s > 0:
-            return min(self.max_s, max(self.min_s, eta_s * 0.5))
+            return min(self.max_s, max(self.min_s, eta_s * self.eta_fraction + self.min_s))
+        if eta_s is not None:  # overdue: back off from a meaningful base, not from a tiny last delay
+            previous = max(previous, base)
         return min(self.max_s, max(self.min_s, previous * self.growth))
 
 
@@ -115,6 +136,9 @@ class Run:
         self._listeners: list[Callable[[Run], None]] = []
         self.poll_delay = 0.0
         self.errors_in_a_row = 0
+        self.expected_s: float | None = None  # typical running time for this tier/quality (run log)
+        self._phase_seen: dict[str, float] = {}  # status -> monotonic time we first saw it
+        self._history: list[tuple[str, datetime]] = []  # the service's statusHistory
         # Set when another process was submitting this run: how to learn its job id, and until when.
         self.resolve_job_id: Callable[[Run, bool], str | None] | None = None
         self.follow_deadline = 0.0
@@ -159,16 +183,41 @@ class Run:
             return (self.finished_at - self.started_at).total_seconds()
         return None
 
-    def eta_s(self) -> float | None:
-        """Seconds until the job is expected to finish, from the progress observed so far."""
+    def eta_s(self, finalize_s: float = 0.0) -> float | None:
+        """Seconds until the job is expected to finish, or None when there is nothing to go on.
+
+        While in progress: the progress rate (two samples or more) extrapolated to 1, plus
+        ``finalize_s``, the typical finalizing time; without a rate, ``expected_s`` (the typical running
+        time for this tier and quality, from the run log) scaled by the progress left. While
+        finalizing: what is left of ``finalize_s``.
+        """
         with self._lock:
-            if len(self._samples) < 2:
+            now = time.monotonic()
+            if self.status == "finalizing":
+                seen = self._phase_seen.get("finalizing", now)
+                return finalize_s - (now - seen) if finalize_s else None
+            if self.status not in RUNNING_STATUSES:
                 return None
-            (t0, p0), (t1, p1) = self._samples[0], self._samples[-1]
-            if p1 <= p0 or t1 <= t0:
+            if len(self._samples) >= 2:
+                (t0, p0), (t1, p1) = self._samples[0], self._samples[-1]
+                if p1 > p0 and t1 > t0:
+                    rate = (p1 - p0) / (t1 - t0)
+                    return (1.0 - p1) / rate - (now - t1) + finalize_s
+            if self.expected_s is None:
                 return None
-            rate = (p1 - p0) / (t1 - t0)
-            return (1.0 - p1) / rate - (time.monotonic() - t1)
+            if self._samples:
+                t1, p1 = self._samples[-1]
+                return (1.0 - p1) * self.expected_s - (now - t1)
+            return self.expected_s - (now - self._phase_seen.get("warming-up", now))
+
+    def phase_durations(self) -> dict[str, float]:
+        """Seconds spent in each status, from the service's own ``statusHistory`` dates (no clock skew)."""
+        with self._lock:
+            history = list(self._history)
+        out: dict[str, float] = {}
+        for (status, start), (_, end) in itertools.pairwise(history):
+            out[status] = out.get(status, 0.0) + max(0.0, (end - start).total_seconds())
+        return out
 
     # --- waiting -------------------------------------------------------------------------------------
 
@@ -276,6 +325,13 @@ class Run:
             billing = job.get("billing") or {}
             if isinstance(billing.get("cuCost"), (int, float)):
                 self.cost = float(billing["cuCost"])
+            self._phase_seen.setdefault(status, time.monotonic())
+            if status in RUNNING_STATUSES:
+                self._phase_seen.setdefault("warming-up", time.monotonic())
+            history = [
+                (str(e.get("status")), parse_time(e.get("date"))) for e in job.get("statusHistory") or []
+            ]
+            self._history = [(name, when) for name, when in history if when is not None] or self._history
             if status == "in-progress":
                 self._samples.append((time.monotonic(), self.progress))
                 del self._samples[1:-8]  # first sample plus the recent ones are enough for a rate

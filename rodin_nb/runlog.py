@@ -82,8 +82,24 @@ CREATE INDEX runs_status ON runs (status);
 CREATE UNIQUE INDEX runs_job ON runs (job_id) WHERE job_id IS NOT NULL;
 """
 
+# Version 2: sweeps, so an interrupted sweep can be reopened by id with the very requests (and seeds)
+# it planned.
+_V2 = """
+CREATE TABLE sweeps (
+    sweep_id    TEXT PRIMARY KEY,
+    created_at  TEXT NOT NULL,
+    model_id    TEXT NOT NULL,
+    service     TEXT NOT NULL,
+    plan        TEXT NOT NULL,
+    budget      REAL,
+    concurrency INTEGER,
+    estimate    REAL
+);
+CREATE INDEX runs_sweep ON runs (sweep_id);
+"""
+
 # MIGRATIONS[i] upgrades a log at version i to version i + 1. Version 0 is an empty file.
-MIGRATIONS: list[str] = [_V1]
+MIGRATIONS: list[str] = [_V1, _V2]
 SCHEMA_VERSION = len(MIGRATIONS)
 
 JSON_COLUMNS = ("params", "asset_ids", "files", "sha256", "bbox", "textures")
@@ -250,6 +266,57 @@ class RunLog:
         """Write a run's current state (called on every change, from the engine thread)."""
         self.update(run.run_id, **run_fields(run))
 
+    # --- sweeps --------------------------------------------------------------------------------------
+
+    def save_sweep(
+        self,
+        sweep_id: str,
+        *,
+        model_id: str,
+        service: str,
+        plan: list[dict[str, Any]],
+        budget: float | None = None,
+        concurrency: int | None = None,
+        estimate: float | None = None,
+    ) -> None:
+        with self._write() as conn:
+            conn.execute(
+                "INSERT INTO sweeps (sweep_id, created_at, model_id, service, plan, budget, concurrency, "
+                "estimate) VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT(sweep_id) DO UPDATE SET "
+                "budget=excluded.budget, concurrency=excluded.concurrency, "
+                "estimate=coalesce(excluded.estimate, sweeps.estimate)",
+                (
+                    sweep_id,
+                    _now(),
+                    model_id,
+                    service,
+                    json.dumps(plan, sort_keys=True),
+                    budget,
+                    concurrency,
+                    estimate,
+                ),
+            )
+
+    def get_sweep(self, sweep_id: str) -> dict[str, Any]:
+        with self._lock:
+            row = self._connect().execute("SELECT * FROM sweeps WHERE sweep_id=?", (sweep_id,)).fetchone()
+        if row is None:
+            raise KeyError(f"no sweep {sweep_id!r} in {self.path}")
+        out = dict(row)
+        out["plan"] = json.loads(out["plan"])
+        return out
+
+    def sweeps(self) -> list[dict[str, Any]]:
+        with self._lock:
+            rows = (
+                self._connect()
+                .execute(
+                    "SELECT sweep_id, created_at, budget, estimate, plan FROM sweeps ORDER BY created_at"
+                )
+                .fetchall()
+            )
+        return [{**dict(row), "runs": len(json.loads(row["plan"]))} | {"plan": None} for row in rows]
+
     # --- reading -------------------------------------------------------------------------------------
 
     def get(self, run_id: str) -> dict[str, Any]:
@@ -265,6 +332,19 @@ class RunLog:
                 f"SELECT * FROM runs WHERE {where} ORDER BY submitted_at", params
             )
             return [_decode(row) for row in cursor.fetchall()]
+
+    def recent_durations(
+        self, service: str, model_id: str, params: Mapping[str, Any], limit: int = 25
+    ) -> list[float]:
+        """Running times of the latest successful runs with the same tier and quality."""
+        with self._lock:
+            cursor = self._connect().execute(
+                "SELECT duration_s FROM runs WHERE status='success' AND service=? AND model_id=? "
+                "AND duration_s IS NOT NULL AND json_extract(params, '$.tier') IS ? "
+                "AND json_extract(params, '$.quality') IS ? ORDER BY finished_at DESC LIMIT ?",
+                (service, model_id, params.get("tier"), params.get("quality"), limit),
+            )
+            return [float(row[0]) for row in cursor.fetchall()]
 
     def unfinished(self, *, service: str | None = None, model_id: str | None = None) -> list[dict[str, Any]]:
         where = f"status IN ({','.join('?' * len(ACTIVE))})"

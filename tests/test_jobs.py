@@ -73,12 +73,13 @@ class TestLifecycle:
 
 
 class TestPollPolicy:
-    def test_waiting_backs_off_and_progress_makes_polls_denser(self) -> None:
+    def test_waiting_backs_off_and_a_known_finish_is_hit_just_after(self) -> None:
         policy = PollPolicy(first_s=1, min_s=0.5, max_s=10, growth=2)
-        assert policy.next_delay(1, None) == 2
-        assert policy.next_delay(8, None) == 10
-        assert policy.next_delay(4, 6.0) == 3.0
-        assert policy.next_delay(4, 0.2) == 0.5
+        assert policy.next_delay(1, None) == 2  # nothing to go on: back off
+        assert policy.next_delay(8, None) == 10  # ...up to the cap
+        assert policy.next_delay(4, 6.0) == 6.5  # expected finish in 6 s: look just after it
+        assert policy.next_delay(4, 30.0) == 10  # never longer than the cap
+        assert policy.next_delay(0.5, -1.0, base=3.0) == 6.0  # overdue: back off from a share of the phase
 
     def test_polls_per_run_stay_low(self, tmp_path: Path) -> None:
         with serve(job_seconds=1.0) as sb, make_client(sb, tmp_path) as client:

@@ -1,0 +1,108 @@
+"""Live progress for sweeps: a widget in notebooks, one updating line in terminals.
+
+The widget is updated by setting traits from the engine thread (ipykernel sends those comm messages
+safely from any thread); nothing is ever printed from a background thread. The terminal line is drawn
+by the waiting (main) thread.
+"""
+
+from __future__ import annotations
+
+import sys
+import threading
+import time
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from .sweep import Sweep
+
+__all__ = ["SweepProgress", "in_notebook", "progress_line", "watch"]
+
+
+def in_notebook() -> bool:
+    """True inside a Jupyter kernel (where widgets can render)."""
+    try:
+        from IPython import get_ipython
+    except ImportError:
+        return False
+    shell = get_ipython()
+    return shell is not None and type(shell).__name__ == "ZMQInteractiveShell"
+
+
+def _duration(seconds: float | None) -> str:
+    if seconds is None:
+        return "?"
+    seconds = max(0, round(seconds))
+    return f"{seconds // 60}:{seconds % 60:02d}"
+
+
+def progress_line(sweep: Sweep) -> str:
+    info = sweep.progress()
+    counts = ", ".join(f"{status} {n}" for status, n in sorted(info["counts"].items()))
+    estimate = f"/{info['estimate']:g}" if info["estimate"] is not None else ""
+    return (
+        f"{info['fraction']:4.0%} {info['ended']}/{info['total']} done  [{counts}]  "
+        f"spent {info['spent']:g}{estimate} CU  elapsed {_duration(info['elapsed_s'])}  "
+        f"left ~{_duration(info['remaining_s'])}"
+    )
+
+
+class SweepProgress:
+    """A widget showing a sweep's counts per status, a bar, spent vs estimated cost and times."""
+
+    def __init__(self, sweep: Sweep, *, min_interval_s: float = 0.2) -> None:
+        import ipywidgets as widgets
+
+        self.sweep = sweep
+        self.bar = widgets.FloatProgress(
+            value=0.0,
+            min=0.0,
+            max=1.0,
+            description=sweep.sweep_id,
+            style={"description_width": "initial"},
+            layout=widgets.Layout(width="60%"),
+        )
+        self.label = widgets.HTML()
+        self.widget = widgets.VBox([self.bar, self.label])
+        self._min_interval_s = min_interval_s
+        self._last = 0.0
+        self._lock = threading.Lock()
+        sweep.on_change(self._changed)
+        self.refresh()
+
+    def _changed(self, _: Sweep) -> None:
+        now = time.monotonic()
+        if now - self._last >= self._min_interval_s or self.sweep.done:
+            self.refresh()
+
+    def refresh(self) -> None:
+        with self._lock:
+            self._last = time.monotonic()
+            info = self.sweep.progress()
+            self.bar.value = float(info["fraction"])
+            self.bar.bar_style = "success" if self.sweep.done else ""
+            self.label.value = progress_line(self.sweep)
+
+    def _ipython_display_(self) -> None:
+        from IPython.display import display
+
+        display(self.widget)
+
+
+def watch(sweep: Sweep) -> Any:
+    """Show progress: a widget in a notebook (returned at once), or a line redrawn until the sweep ends."""
+    if in_notebook():
+        from IPython.display import display
+
+        view = SweepProgress(sweep)
+        display(view.widget)
+        return view
+    stream = sys.stderr
+    tty = stream.isatty()
+    while not sweep.done:
+        if tty:
+            stream.write("\r" + progress_line(sweep)[:150].ljust(150))
+            stream.flush()
+        sweep._done.wait(0.25)
+    stream.write(("\r" if tty else "") + progress_line(sweep) + "\n")
+    stream.flush()
+    return None

@@ -1,0 +1,402 @@
+"""Parameter sweeps: plan a grid, price it, run it within a budget, watch it, resume it.
+
+A sweep is a list of fully specified requests (seeds drawn at planning time), stored in the run log
+before anything is paid, so it can be reopened by id after a crash and continued without re-submitting
+a finished or running job. Submission is paced by the client's engine: at most ``concurrency`` jobs are
+in flight (by default twice the account's parallel-job limit, so the service's own queue is always fed
+and slots never idle while we poll); everything else waits locally, where it can still be cancelled.
+"""
+
+from __future__ import annotations
+
+import itertools
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+
+from .errors import BudgetExceeded, RodinError, ValidationError
+from .jobs import ACTIVE_STATUSES, TERMINAL_STATUSES, Run
+from .schema import ModelSchema, RodinRequest
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from .client import Client
+
+__all__ = ["Sweep", "expand_grid"]
+
+
+def _is_sweep_axis(spec_type: str | None, value: Any) -> bool:
+    """A list sweeps over its items, except for array inputs (``images``): those sweep over lists of lists."""
+    if isinstance(value, (str, bytes)) or not isinstance(value, (list, tuple)):
+        return False
+    if spec_type is not None and spec_type.endswith("_array"):
+        return len(value) > 0 and all(isinstance(item, (list, tuple)) for item in value)
+    return True
+
+
+def expand_grid(
+    schema: ModelSchema, grid: Mapping[str, Any], cases: Sequence[Mapping[str, Any]] | None = None
+) -> list[dict[str, Any]]:
+    """Parameter dicts for the product of list-valued parameters, scalars fixed, times each case.
+
+    ``cases`` is an explicit list of dicts (zipped values, e.g. ``[{"seed": 1, "tier": "Sketch"}, ...]``);
+    each one is combined with the product of the list-valued parameters.
+    """
+    axes: dict[str, list[Any]] = {}
+    fixed: dict[str, Any] = {}
+    for name, value in grid.items():
+        spec_type = schema[name].type if name in schema else None
+        if _is_sweep_axis(spec_type, value):
+            if len(value) == 0:
+                raise ValidationError(
+                    [(name, "an empty list sweeps over nothing; give at least one value")], context="sweep"
+                )
+            axes[name] = list(value)
+        else:
+            fixed[name] = value
+    combos = [dict(zip(axes, values, strict=True)) for values in itertools.product(*axes.values())] or [{}]
+    out = []
+    for case in cases or [{}]:
+        for combo in combos:
+            out.append({**fixed, **combo, **dict(case)})
+    return out
+
+
+def plan_requests(schema: ModelSchema, rows: Iterable[Mapping[str, Any]]) -> list[RodinRequest]:
+    """Validate every planned request; one error lists every bad row's problems."""
+    requests: list[RodinRequest] = []
+    problems: list[tuple[str, str]] = []
+    for index, params in enumerate(rows):
+        try:
+            requests.append(RodinRequest(schema=schema, **params))
+        except ValidationError as exc:
+            problems.extend((f"row {index} {field}", message) for field, message in exc.problems)
+    if problems:
+        raise ValidationError(problems, context="sweep")
+    return requests
+
+
+class Sweep:
+    """A planned grid of runs. Create it with ``client.sweep(...)``; reopen with ``client.sweep_by_id``."""
+
+    def __init__(
+        self,
+        client: Client,
+        requests: Sequence[RodinRequest],
+        *,
+        sweep_id: str | None = None,
+        concurrency: int | None = None,
+        estimate: float | None = None,
+    ) -> None:
+        self.client = client
+        self.requests = list(requests)
+        self.sweep_id = sweep_id or "sweep_" + uuid.uuid4().hex[:10]
+        self.concurrency = concurrency or 2 * client.engine.parallel_jobs
+        self.budget: float | None = None
+        self._estimate = estimate
+        self._runs: dict[int, Run] = {}
+        self._next = 0
+        self._lock = threading.RLock()
+        self._stopped = False
+        self._done = threading.Event()
+        self._started_at: float | None = None
+        self.error: BaseException | None = None
+        self._cost_cache: dict[tuple[Any, ...], float] = {}
+        self._listeners: list[Callable[[Sweep], None]] = []
+
+    def __repr__(self) -> str:
+        counts = self.counts()
+        summary = ", ".join(f"{status} {n}" for status, n in counts.items()) or "not started"
+        return f"Sweep({self.sweep_id!r}, runs={len(self.requests)}, {summary})"
+
+    # --- planning ------------------------------------------------------------------------------------
+
+    def _logged(self) -> dict[str, dict[str, Any]]:
+        """Reusable log rows (success or still running) by params hash: those runs are free."""
+        rows = self.client.log.rows(
+            "model_id=? AND service=? AND status IN ('success', 'submitting', 'pending', 'queued', "
+            "'warming-up', 'in-progress', 'finalizing')",
+            (self.client.model_id, self.client.service),
+        )
+        return {row["params_hash"]: row for row in rows}
+
+    @property
+    def plan(self) -> pd.DataFrame:
+        """One row per planned run, with the ones the log already has (free: no new job, no cost)."""
+        import pandas as pd
+
+        logged = self._logged()
+        records = []
+        for index, req in enumerate(self.requests):
+            row = logged.get(req.params_hash)
+            records.append(
+                {
+                    "index": index,
+                    **req.identity(),
+                    "params_hash": req.params_hash,
+                    "in_log": row is not None,
+                    "run_id": row["run_id"] if row else None,
+                    "logged_status": row["status"] if row else None,
+                }
+            )
+        return pd.DataFrame.from_records(records).set_index("index")
+
+    def _cost_key(self, req: RodinRequest) -> tuple[Any, ...]:
+        return tuple(req.params.get(name) for name in self.client.schema.cost_inputs)
+
+    def estimate(self) -> float:
+        """Creative units for the runs that would be paid (not already in the log).
+
+        Prices come from the service's dry run, asked once per distinct combination of the inputs marked
+        ``costImpact`` (not once per run).
+        """
+        logged = self._logged()
+        to_pay = [req for req in self.requests if req.params_hash not in logged]
+        total = 0.0
+        for req in to_pay:
+            key = self._cost_key(req)
+            if key not in self._cost_cache:
+                self._cost_cache[key] = self.client.estimate(req)
+            total += self._cost_cache[key]
+        self._estimate = total
+        return total
+
+    # --- running -------------------------------------------------------------------------------------
+
+    def start(self, budget: float | None = None) -> Sweep:
+        """Start in the background (the notebook stays usable); see :meth:`run` for ``budget``."""
+        if budget is not None:
+            estimate = self.estimate()
+            if estimate > budget:
+                raise BudgetExceeded(
+                    f"sweep {self.sweep_id} would cost {estimate:g} creative units for "
+                    f"{self.paid_count()} new runs, over the budget of {budget:g}; nothing was submitted "
+                    "(raise the budget, or shrink the grid)"
+                )
+        self.budget = budget
+        self.client.log.save_sweep(
+            self.sweep_id,
+            model_id=self.client.model_id,
+            service=self.client.service,
+            plan=[req.identity() for req in self.requests],
+            budget=budget,
+            concurrency=self.concurrency,
+            estimate=self._estimate,
+        )
+        with self._lock:
+            self._stopped = False
+            self._started_at = self._started_at or time.monotonic()
+        self._pump()
+        return self
+
+    def run(self, budget: float | None = None, *, progress: bool = True) -> pd.DataFrame:
+        """Run the whole sweep and return its results (same columns as the run log).
+
+        Refuses with :class:`BudgetExceeded` before submitting anything when the estimate is over
+        ``budget``. A keyboard interrupt stops submitting new runs and leaves submitted jobs running:
+        reopen with ``client.sweep_by_id(sweep_id)`` (or ``client.resume()``) later.
+        """
+        self.start(budget)
+        try:
+            if progress:
+                from .progress import watch
+
+                watch(self)
+            self.wait()
+        except KeyboardInterrupt:
+            self.pause()
+            raise
+        return self.df
+
+    def wait(self, timeout: float | None = None) -> Sweep:
+        """Block until every run has ended (failures do not raise: see ``sweep.df``)."""
+        if not self._done.wait(timeout):
+            raise TimeoutError(f"sweep {self.sweep_id} not finished after {timeout} s; it keeps running")
+        if self.error is not None:
+            raise self.error
+        return self
+
+    def pause(self) -> None:
+        """Stop submitting new runs; jobs already submitted keep running (resume with start())."""
+        with self._lock:
+            self._stopped = True
+
+    def cancel(self) -> int:
+        """Stop submitting and cancel the jobs still running; returns how many were canceled."""
+        self.pause()
+        canceled = 0
+        for run in list(self._runs.values()):
+            if not run.done and run.job_id and run.cancel():
+                canceled += 1
+        self._check_done()
+        return canceled
+
+    def _pump(self) -> None:
+        """Submit planned runs while there is room; called at start and whenever a run ends."""
+        while True:
+            with self._lock:
+                if self._stopped or self._next >= len(self.requests):
+                    break
+                in_flight = sum(1 for run in self._runs.values() if run.status in ACTIVE_STATUSES)
+                if in_flight >= self.concurrency:
+                    break
+                if (
+                    self.budget is not None
+                    and self.spent() + self._next_cost(self._next) > self.budget + 1e-9
+                ):
+                    self._stopped = True
+                    self.error = BudgetExceeded(
+                        f"sweep {self.sweep_id} stopped before run {self._next}: its cost would pass the "
+                        "budget "
+                        f"of {self.budget:g} (spent {self.spent():g}); runs already submitted finish"
+                    )
+                    break
+                index = self._next
+                self._next += 1
+            self._submit(index)
+        self._check_done()
+
+    def _next_cost(self, index: int) -> float:
+        key = self._cost_key(self.requests[index])
+        return self._cost_cache.get(key, 0.0)
+
+    def _submit(self, index: int) -> None:
+        try:
+            run = self.client.generate(self.requests[index], sweep_id=self.sweep_id)
+        except RodinError as exc:
+            with self._lock:
+                self._stopped = True
+                self.error = exc
+            return
+        with self._lock:
+            self._runs[index] = run
+        run.on_change(self._on_change)
+        if run.done:
+            self._on_change(run)
+
+    def on_change(self, callback: Callable[[Sweep], None]) -> None:
+        """Call ``callback(sweep)`` after any of its runs changes (from the engine thread)."""
+        self._listeners.append(callback)
+
+    def _on_change(self, run: Run) -> None:
+        for callback in list(self._listeners):
+            callback(self)
+        if run.done:
+            # Called from the engine thread: hand the next submission to the engine's pool so polling is
+            # never blocked by an upload or a generate call.
+            self.client.engine.run_task(self._pump)
+
+    def _check_done(self) -> None:
+        with self._lock:
+            submitted_all = self._next >= len(self.requests) or self._stopped
+            finished = all(run.done for run in self._runs.values())
+        if submitted_all and finished:
+            self._done.set()
+
+    # --- reading -------------------------------------------------------------------------------------
+
+    @property
+    def runs(self) -> list[Run]:
+        with self._lock:
+            return [self._runs[index] for index in sorted(self._runs)]
+
+    def spent(self) -> float:
+        """Creative units billed so far (runs answered from the log cost nothing)."""
+        return sum(run.cost or 0.0 for run in self.runs if run.sweep_id == self.sweep_id)
+
+    def paid_count(self) -> int:
+        logged = self._logged()
+        return sum(1 for req in self.requests if req.params_hash not in logged)
+
+    def counts(self) -> dict[str, int]:
+        counts: dict[str, int] = {}
+        for run in self.runs:
+            counts[run.status] = counts.get(run.status, 0) + 1
+        waiting = len(self.requests) - len(self._runs)
+        if waiting:
+            counts["planned"] = waiting
+        return counts
+
+    @property
+    def done(self) -> bool:
+        return self._done.is_set()
+
+    def progress(self) -> dict[str, Any]:
+        """Numbers for progress displays: counts, fraction done, spent vs estimate, times."""
+        runs = self.runs
+        total = len(self.requests)
+        ended = sum(1 for run in runs if run.status in TERMINAL_STATUSES or run.status == "lost")
+        fraction = sum(1.0 if run.done else run.progress for run in runs) / total if total else 1.0
+        elapsed = time.monotonic() - self._started_at if self._started_at else 0.0
+        remaining = (
+            elapsed * (1 - fraction) / fraction if 0 < fraction < 1 else (0.0 if fraction >= 1 else None)
+        )
+        return {
+            "counts": self.counts(),
+            "total": total,
+            "ended": ended,
+            "fraction": fraction,
+            "spent": self.spent(),
+            "estimate": self._estimate,
+            "elapsed_s": elapsed,
+            "remaining_s": remaining,
+        }
+
+    @property
+    def df(self) -> pd.DataFrame:
+        """Results so far, the run log's columns, one row per planned request in plan order."""
+        frame = self.client.log.df
+        ids = [run.run_id for run in self.runs]
+        return frame.loc[[run_id for run_id in ids if run_id in frame.index]]
+
+    def compare(self, rows: str = "seed", cols: str = "tier", **options: Any) -> Any:
+        """A grid of viewers with linked cameras, runs arranged by two parameters."""
+        from .viewer import compare_runs
+
+        return compare_runs(
+            [run for run in self.runs if run.glb is not None], rows=rows, cols=cols, **options
+        )
+
+    def table(self) -> str:
+        """A plain-text comparison table (for terminals and logs)."""
+        lines = [f"{'seed':>6}  {'tier':<8}{'quality':<10}{'status':<10}{'cost':>6}{'faces':>8}{'time_s':>8}"]
+        for run in self.runs:
+            stats = run.mesh_stats or {}
+            cost = f"{run.cost:g}" if run.cost is not None else "-"
+            secs = f"{run.duration_s:.1f}" if run.duration_s is not None else "-"
+            lines.append(
+                f"{run.seed!s:>6}  {run.params.get('tier')!s:<8}{run.params.get('quality')!s:<10}"
+                f"{run.status:<10}{cost:>6}{stats.get('faces', '-')!s:>8}{secs:>8}"
+            )
+        return "\n".join(lines)
+
+
+def reopen(client: Client, sweep_id: str) -> Sweep:
+    """A sweep rebuilt from the log: its planned requests (same seeds) and its runs so far."""
+    saved = client.log.get_sweep(sweep_id)
+    requests = [RodinRequest.logged(client.schema, params) for params in saved["plan"]]
+    sweep = Sweep(
+        client,
+        requests,
+        sweep_id=sweep_id,
+        concurrency=saved.get("concurrency"),
+        estimate=saved.get("estimate"),
+    )
+    sweep.budget = saved.get("budget")
+    by_hash = {row["params_hash"]: row for row in client.log.rows("sweep_id=?", (sweep_id,))}
+    # Runs already submitted are re-attached (never re-submitted); the rest are planned again.
+    for index, req in enumerate(requests):
+        row = by_hash.get(req.params_hash)
+        if row is not None:
+            run = client.run(row["run_id"])
+            sweep._runs[index] = run
+            run.on_change(sweep._on_change)
+    pending = [i for i in range(len(requests)) if i not in sweep._runs]
+    order = [i for i in range(len(requests)) if i in sweep._runs] + pending
+    sweep.requests = [requests[i] for i in order]
+    sweep._runs = {new: sweep._runs[old] for new, old in enumerate(order) if old in sweep._runs}
+    sweep._next = len(sweep._runs)
+    return sweep

@@ -108,6 +108,45 @@ def _cmd_generate(args: argparse.Namespace) -> int:
         client.close()
 
 
+def _cmd_sweep(args: argparse.Namespace) -> int:
+    from .errors import BudgetExceeded
+
+    client = _connect(args)
+    try:
+        grid: dict[str, Any] = {
+            "prompt": args.prompt,
+            "seed": args.seed,
+            "tier": args.tier,
+            "quality": args.quality,
+            "material": args.material,
+        }
+        grid = {
+            name: (value[0] if isinstance(value, list) and len(value) == 1 else value)
+            for name, value in grid.items()
+            if value
+        }
+        sweep = client.sweep(concurrency=args.concurrency, **grid)
+        _out(
+            f"sweep {sweep.sweep_id}: {len(sweep.requests)} runs, {sweep.paid_count()} to pay "
+            f"(workspace {client.workspace})"
+        )
+        try:
+            sweep.run(budget=args.budget)
+        except BudgetExceeded as exc:
+            _err(f"rodin-nb: {exc}")
+            return 3
+        except KeyboardInterrupt:
+            _err(
+                f"interrupted: submitted jobs keep running; continue with: rodin-nb resume "
+                f"(sweep id {sweep.sweep_id})"
+            )
+            return 130
+        _out(sweep.table())
+        return 0 if all(run.status == "success" for run in sweep.runs) else 1
+    finally:
+        client.close()
+
+
 def _cmd_log(args: argparse.Namespace) -> int:
     from .runlog import RunLog, default_workspace
 
@@ -177,6 +216,17 @@ def build_parser() -> argparse.ArgumentParser:
     gen.add_argument("--material", default=None)
     add_connection(gen)
     gen.set_defaults(func=_cmd_generate)
+
+    sw = sub.add_parser("sweep", help="run a parameter grid (lists sweep, single values are fixed)")
+    sw.add_argument("--prompt", nargs="+", required=True)
+    sw.add_argument("--seed", type=int, nargs="*", default=None)
+    sw.add_argument("--tier", nargs="*", default=None)
+    sw.add_argument("--quality", nargs="*", default=None)
+    sw.add_argument("--material", nargs="*", default=None)
+    sw.add_argument("--budget", type=float, default=None, help="refuse to start past this many credits")
+    sw.add_argument("--concurrency", type=int, default=None, help="cap on jobs in flight")
+    add_connection(sw)
+    sw.set_defaults(func=_cmd_sweep)
 
     lg = sub.add_parser("log", help="print the run log of a workspace (no credentials needed)")
     lg.add_argument("--workspace", default=None, help="default: $RODIN_NB_HOME or ./rodin_runs")

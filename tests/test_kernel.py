@@ -27,6 +27,9 @@ def test_wait_and_await_work_in_a_kernel(tmp_path: Path) -> None:
         "    client.generate(prompt='a lamp', seed=9, quality='extra-low', job_seconds=1)\n"
         "except rn.ValidationError as exc:\n"
         "    print('REFUSED', exc.fields)",
+        "sweep = client.sweep(prompt='a vase', seed=[1, 2], tier=['Sketch', 'Regular'])\n"
+        "df = sweep.run(budget=1000)\n"
+        "print('SWEPT', len(df), sorted(set(df['status'])))",
         "client.close(); sb.stop()",
     ]
     nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(source) for source in cells])
@@ -37,3 +40,10 @@ def test_wait_and_await_work_in_a_kernel(tmp_path: Path) -> None:
     assert "GLB .glb success" in outputs[1]
     assert "AWAITED success True" in outputs[2]
     assert "REFUSED ['job_seconds']" in outputs[3]
+    assert "SWEPT 4 ['success']" in outputs[4]
+    widget_views = [
+        out
+        for out in nb.cells[4].outputs
+        if "application/vnd.jupyter.widget-view+json" in out.get("data", {})
+    ]
+    assert widget_views, "sweep.run() shows a live progress widget in a notebook"

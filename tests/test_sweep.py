@@ -1,0 +1,233 @@
+"""Sweeps over the sandbox (fast speed): grids, estimates, budgets, cancellation, resume, 429s, limits."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+import textwrap
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+import rodin_nb as rn
+from rodin_nb.sandbox import SandboxServer, serve
+from rodin_nb.sweep import expand_grid
+
+from .conftest import make_client
+
+GENERATE = "POST /v1/generate/custom/{modelId}"
+
+
+class TestGrid:
+    def test_product_of_lists_with_scalars_fixed(self) -> None:
+        rows = expand_grid(
+            rn.ModelSchema.snapshot(), {"prompt": ["a", "b"], "seed": [1, 2, 3], "quality": "low"}
+        )
+        assert len(rows) == 6 and all(row["quality"] == "low" for row in rows)
+        assert {(row["prompt"], row["seed"]) for row in rows} == {(p, s) for p in "ab" for s in (1, 2, 3)}
+
+    def test_cases_are_zipped_and_combined(self) -> None:
+        cases = [{"seed": 1, "tier": "Sketch"}, {"seed": 2, "tier": "Regular"}]
+        rows = expand_grid(rn.ModelSchema.snapshot(), {"prompt": ["a", "b"]}, cases)
+        assert len(rows) == 4 and {(r["seed"], r["tier"]) for r in rows} == {(1, "Sketch"), (2, "Regular")}
+
+    def test_images_sweep_over_lists_of_lists(self) -> None:
+        schema = rn.ModelSchema.snapshot()
+        assert len(expand_grid(schema, {"images": ["asset_a", "asset_b"]})) == 1  # one request, two images
+        assert len(expand_grid(schema, {"images": [["asset_a"], ["asset_b"]]})) == 2
+
+    def test_every_bad_row_in_one_error(self, client: rn.Client, sandbox: SandboxServer) -> None:
+        with pytest.raises(rn.ValidationError) as info:
+            client.sweep(prompt="a chair", seed=[1, -5, 70000], tier=["Sketch", "Ultra"])
+        fields = info.value.fields
+        assert any("seed" in f for f in fields) and any("tier" in f for f in fields)
+        assert len(fields) >= 4 and all(f.startswith("row ") for f in fields)
+        assert sandbox.stats()["requests"].get(GENERATE, 0) == 0
+
+    def test_empty_axis_is_refused(self, client: rn.Client) -> None:
+        with pytest.raises(rn.ValidationError, match="empty list"):
+            client.sweep(prompt="a chair", seed=[])
+
+
+class TestMoney:
+    def test_plan_marks_runs_already_in_the_log(self, client: rn.Client) -> None:
+        client.generate(prompt="a chair", seed=1, tier="Regular", quality="extra-low").wait(timeout=30)
+        sweep = client.sweep(prompt="a chair", seed=[1, 2], tier="Regular", quality="extra-low")
+        plan = sweep.plan
+        assert list(plan["in_log"]) == [True, False] and plan["run_id"].iloc[0] is not None
+        assert sweep.paid_count() == 1
+
+    def test_estimate_asks_once_per_cost_combination(self, client: rn.Client, sandbox: SandboxServer) -> None:
+        sweep = client.sweep(
+            prompt=["a chair", "a vase"], seed=[1, 2, 3], tier=["Sketch", "Regular"], quality="medium"
+        )
+        before = sandbox.stats()["requests"].get(GENERATE, 0)
+        total = sweep.estimate()
+        assert sandbox.stats()["requests"][GENERATE] - before == 2  # tier is the only costImpact input
+        assert total == 6 * client.estimate(prompt="x", tier="Sketch") + 6 * client.estimate(prompt="x")
+        assert sandbox.stats()["jobs_created"] == 0
+
+    def test_budget_refuses_before_submitting_anything(
+        self, client: rn.Client, sandbox: SandboxServer
+    ) -> None:
+        sweep = client.sweep(prompt="a chair", seed=[1, 2, 3], tier=["Sketch", "Regular"], quality="medium")
+        with pytest.raises(rn.BudgetExceeded, match="nothing was submitted"):
+            sweep.run(budget=50, progress=False)
+        assert sandbox.stats()["jobs_created"] == 0
+
+    def test_runs_within_budget(self, client: rn.Client) -> None:
+        sweep = client.sweep(prompt="a chair", seed=[1, 2], tier=["Sketch", "Regular"], quality="medium")
+        df = sweep.run(budget=1000, progress=False)
+        assert len(df) == 4 and set(df["status"]) == {"success"}
+        assert sweep.spent() == pytest.approx(df["cost"].sum())
+        assert list(df.columns) == list(client.log.df.columns)
+
+
+class TestEngine:
+    def test_background_start_keeps_the_caller_free(self, tmp_path: Path) -> None:
+        with serve(job_seconds=0.5) as sb, make_client(sb, tmp_path) as client:
+            sweep = client.sweep(prompt="a chair", seed=[1, 2, 3, 4], quality="extra-low")
+            started = time.monotonic()
+            sweep.start()
+            assert time.monotonic() - started < 0.5 and not sweep.done
+            sweep.wait(timeout=60)
+            assert sweep.done and len(sweep.df) == 4
+
+    def test_concurrency_cap_and_parallel_limit(self, tmp_path: Path) -> None:
+        with (
+            serve(job_seconds=0.3, parallel_jobs=2) as sb,
+            make_client(sb, tmp_path, parallel_jobs=2) as client,
+        ):
+            sweep = client.sweep(prompt="a chair", seed=list(range(8)), quality="extra-low", concurrency=3)
+            peak = [0]
+            lock = threading.Lock()
+
+            def watch(s: object) -> None:
+                with lock:
+                    peak[0] = max(peak[0], sum(1 for r in sweep.runs if not r.done))
+
+            sweep.on_change(watch)
+            sweep.run(progress=False)
+            assert sb.stats()["jobs_created"] == 8
+        assert 2 <= peak[0] <= 3
+
+    def test_a_429_storm_slows_down_but_finishes(self, tmp_path: Path) -> None:
+        faults = {"rate_limit_per_s": 8}
+        with serve(job_seconds=0.3, faults=faults) as sb, make_client(sb, tmp_path) as client:
+            df = client.sweep(prompt="a chair", seed=list(range(6)), quality="extra-low").run(progress=False)
+            stats = sb.stats()
+        assert set(df["status"]) == {"success"} and stats["jobs_created"] == 6
+        assert stats["faults_injected"].get("rate_limit", 0) > 0
+
+    def test_cancel_stops_submitting_and_cancels_running(self, tmp_path: Path) -> None:
+        with (
+            serve(job_seconds=3.0, parallel_jobs=2) as sb,
+            make_client(sb, tmp_path, parallel_jobs=2) as client,
+        ):
+            sweep = client.sweep(prompt="a chair", seed=list(range(10)), quality="extra-low", concurrency=2)
+            sweep.start()
+            time.sleep(0.3)
+            canceled = sweep.cancel()
+            sweep.wait(timeout=30)
+            assert canceled >= 1 and sb.stats()["jobs_created"] == 2
+            assert {run.status for run in sweep.runs} == {"canceled"}
+
+    def test_failures_do_not_stop_the_sweep(self, tmp_path: Path) -> None:
+        with (
+            serve(job_seconds=0.2, faults={"fail_rate": 0.5, "seed": 2}) as sb,
+            make_client(sb, tmp_path) as client,
+        ):
+            df = client.sweep(prompt="a chair", seed=list(range(6)), quality="extra-low").run(progress=False)
+        assert len(df) == 6 and {"failure", "success"} <= set(df["status"])
+        assert df.loc[df["status"] == "failure", "error"].notna().all()
+
+
+SCRIPT = textwrap.dedent(
+    """
+    import os, signal, sys, time, rodin_nb as rn
+    url, workspace = sys.argv[1], sys.argv[2]
+    client = rn.connect(base_url=url, workspace=workspace, quiet=True, parallel_jobs=2)
+    sweep = client.sweep(prompt="a chair", seed=list(range(8)), quality="extra-low", concurrency=2)
+    print(sweep.sweep_id, flush=True)
+    sweep.start()
+    while len(sweep.runs) < 2 or not all(run.job_id for run in sweep.runs):
+        time.sleep(0.02)
+    os.kill(os.getpid(), signal.SIGKILL)
+    """
+)
+
+
+class TestResume:
+    def test_crashed_sweep_is_reopened_and_finished_without_paying_twice(self, tmp_path: Path) -> None:
+        with serve(job_seconds=0.6, parallel_jobs=2) as sb:
+            proc = subprocess.run(
+                [sys.executable, "-c", SCRIPT, sb.url, str(tmp_path)],
+                capture_output=True,
+                text=True,
+                timeout=60,
+            )
+            assert proc.returncode == -signal.SIGKILL, proc.stderr
+            sweep_id = proc.stdout.split()[0]
+            with make_client(sb, tmp_path, parallel_jobs=2) as client:
+                sweep = client.sweep_by_id(sweep_id)
+                assert len(sweep.requests) == 8 and len(sweep.runs) >= 2
+                df = sweep.run(progress=False)
+                assert len(df) == 8 and set(df["status"]) == {"success"}
+                assert sorted(int(s) for s in df["seed"]) == list(range(8))
+            assert sb.stats()["jobs_created"] == 8
+
+    def test_paused_sweep_continues(self, tmp_path: Path) -> None:
+        with serve(job_seconds=0.3) as sb, make_client(sb, tmp_path) as client:
+            sweep = client.sweep(prompt="a chair", seed=list(range(6)), quality="extra-low", concurrency=2)
+            sweep.start()
+            sweep.pause()  # what run() does on a keyboard interrupt
+            for run in sweep.runs:
+                run.wait(timeout=30)
+            assert len(sweep.runs) < 6
+            again = client.sweep_by_id(sweep.sweep_id)
+            again.run(progress=False)
+            assert len(again.runs) == 6 and sb.stats()["jobs_created"] == 6
+
+
+class TestProgress:
+    def test_widget_and_line(self, client: rn.Client) -> None:
+        from rodin_nb.progress import SweepProgress, progress_line
+
+        sweep = client.sweep(prompt="a chair", seed=[1, 2], quality="extra-low")
+        view = SweepProgress(sweep, min_interval_s=0)
+        assert view.bar.value == 0.0 and "planned 2" in view.label.value
+        sweep.run(budget=100, progress=False)
+        view.refresh()
+        assert view.bar.value == 1.0 and "success 2" in view.label.value and "spent" in view.label.value
+        assert "2/2 done" in progress_line(sweep)
+
+    def test_cli_sweep(self, sandbox: SandboxServer, tmp_path: Path) -> None:
+        base = [
+            sys.executable,
+            "-m",
+            "rodin_nb.cli",
+            "sweep",
+            "--prompt",
+            "a chair",
+            "--seed",
+            "1",
+            "2",
+            "--tier",
+            "Sketch",
+            "Regular",
+            "--quality",
+            "medium",
+            "--base-url",
+            sandbox.url,
+            "--workspace",
+            str(tmp_path),
+        ]
+        refused = subprocess.run([*base, "--budget", "10"], capture_output=True, text=True, timeout=60)
+        assert refused.returncode == 3 and "budget" in refused.stderr
+        done = subprocess.run([*base, "--budget", "500"], capture_output=True, text=True, timeout=60)
+        assert done.returncode == 0, done.stderr
+        assert done.stdout.count("success") == 4 and "done" in done.stderr
+        assert sandbox.stats()["jobs_created"] == 4

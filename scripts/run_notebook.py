@@ -1,0 +1,29 @@
+"""Execute a notebook with nbclient and write the executed copy and its HTML next to each other.
+
+    python scripts/run_notebook.py notebooks/rodin_demo.ipynb OUTDIR
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import nbformat
+from nbclient import NotebookClient
+from nbconvert import HTMLExporter
+
+
+def main(source: str, outdir: str) -> None:
+    out = Path(outdir)
+    out.mkdir(parents=True, exist_ok=True)
+    nb = nbformat.read(source, as_version=4)
+    NotebookClient(nb, timeout=600, kernel_name="python3", resources={"metadata": {"path": str(out)}}).execute()
+    executed = out / Path(source).name
+    nbformat.write(nb, executed)
+    html, _ = HTMLExporter().from_notebook_node(nb)
+    executed.with_suffix(".html").write_text(html, encoding="utf-8")
+    sys.stdout.write(f"wrote {executed} and {executed.with_suffix('.html')}\n")
+
+
+if __name__ == "__main__":
+    main(sys.argv[1], sys.argv[2])

@@ -113,19 +113,22 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
 
     client = _connect(args)
     try:
-        grid: dict[str, Any] = {
-            "prompt": args.prompt,
-            "seed": args.seed,
-            "tier": args.tier,
-            "quality": args.quality,
-            "material": args.material,
-        }
-        grid = {
-            name: (value[0] if isinstance(value, list) and len(value) == 1 else value)
-            for name, value in grid.items()
-            if value
-        }
-        sweep = client.sweep(concurrency=args.concurrency, **grid)
+        if args.resume:
+            sweep = client.sweep_by_id(args.resume)
+        elif not args.prompt:
+            _err("rodin-nb: sweep needs --prompt (or --resume SWEEP_ID to continue an interrupted sweep)")
+            return 2
+        else:
+            given = {
+                "prompt": args.prompt,
+                "seed": args.seed,
+                "tier": args.tier,
+                "quality": args.quality,
+                "material": args.material,
+            }
+            # One value is fixed, several are swept.
+            grid = {name: (value[0] if len(value) == 1 else value) for name, value in given.items() if value}
+            sweep = client.sweep(concurrency=args.concurrency, **grid)
         _out(
             f"sweep {sweep.sweep_id}: {len(sweep.requests)} runs, {sweep.paid_count()} to pay "
             f"(workspace {client.workspace})"
@@ -137,8 +140,8 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
             return 3
         except KeyboardInterrupt:
             _err(
-                f"interrupted: submitted jobs keep running; continue with: rodin-nb resume "
-                f"(sweep id {sweep.sweep_id})"
+                f"interrupted: submitted jobs keep running; continue with: "
+                f"rodin-nb sweep --resume {sweep.sweep_id}"
             )
             return 130
         _out(sweep.table())
@@ -218,7 +221,8 @@ def build_parser() -> argparse.ArgumentParser:
     gen.set_defaults(func=_cmd_generate)
 
     sw = sub.add_parser("sweep", help="run a parameter grid (lists sweep, single values are fixed)")
-    sw.add_argument("--prompt", nargs="+", required=True)
+    sw.add_argument("--prompt", nargs="+", default=None)
+    sw.add_argument("--resume", metavar="SWEEP_ID", default=None, help="continue an interrupted sweep")
     sw.add_argument("--seed", type=int, nargs="*", default=None)
     sw.add_argument("--tier", nargs="*", default=None)
     sw.add_argument("--quality", nargs="*", default=None)

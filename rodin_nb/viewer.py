@@ -15,3 +15,8 @@ def show(target: Any, **options: Any) -> Any:
 def compare(runs: Any, **options: Any) -> Any:
     """A grid of views with linked cameras."""
     raise NotImplementedError("the viewer is being built (issue 5)")
+
+
+def compare_runs(runs: Any, *, rows: str = "seed", cols: str = "tier", **options: Any) -> Any:
+    """A grid of views arranged by two run parameters."""
+    raise NotImplementedError("the viewer is being built (issue 5)")

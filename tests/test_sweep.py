@@ -191,6 +191,49 @@ class TestResume:
             again.run(progress=False)
             assert len(again.runs) == 6 and sb.stats()["jobs_created"] == 6
 
+    def test_keyboard_interrupt_leaves_jobs_running_and_resumable(self, tmp_path: Path) -> None:
+        with serve(job_seconds=1.0, parallel_jobs=2) as sb:
+            base = [
+                sys.executable,
+                "-m",
+                "rodin_nb.cli",
+                "sweep",
+                "--base-url",
+                sb.url,
+                "--workspace",
+                str(tmp_path),
+            ]
+            proc = subprocess.Popen(
+                [
+                    *base,
+                    "--prompt",
+                    "a chair",
+                    "--seed",
+                    *map(str, range(6)),
+                    "--quality",
+                    "extra-low",
+                    "--concurrency",
+                    "2",
+                ],
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
+            )
+            deadline = time.monotonic() + 30
+            while sb.stats()["jobs_created"] < 2 and time.monotonic() < deadline:
+                time.sleep(0.02)
+            proc.send_signal(signal.SIGINT)  # Ctrl-C (a kernel interrupt raises the same KeyboardInterrupt)
+            out, err = proc.communicate(timeout=30)
+            assert proc.returncode == 130, err
+            assert "keep running" in err
+            submitted = sb.stats()["jobs_created"]
+            assert 2 <= submitted < 6
+            sweep_id = out.split()[1].rstrip(":")
+            done = subprocess.run([*base, "--resume", sweep_id], capture_output=True, text=True, timeout=60)
+            assert done.returncode == 0, done.stderr
+            assert done.stdout.count("success") == 6
+            assert sb.stats()["jobs_created"] == 6
+
 
 class TestProgress:
     def test_widget_and_line(self, client: rn.Client) -> None:

@@ -52,6 +52,19 @@ def test_drop_after_create_reattaches(tmp_path: Path) -> None:
         assert sb.stats()["jobs_created"] == 1
 
 
+def test_generate_timeout_after_create_reattaches(tmp_path: Path) -> None:
+    """A read timeout on the create call is ambiguous: the job exists, so it is found, not paid again."""
+    with (
+        serve(job_seconds=0.3, faults={"slow_create_s": 1.0}) as sb,
+        make_client(sb, tmp_path, timeout=(5.0, 0.3)) as client,
+    ):
+        run = client.generate(prompt="a chair", seed=1, quality="extra-low")
+        assert run.reattached
+        run.wait(timeout=30)
+        stats = sb.stats()
+    assert stats["jobs_created"] == 1 and stats["faults_injected"]["slow_create"] == 1
+
+
 def test_failing_jobs_are_reported_not_retried(tmp_path: Path) -> None:
     with serve(job_seconds=0.2, faults={"fail_rate": 1.0}) as sb, make_client(sb, tmp_path) as client:
         runs = [client.generate(prompt="a chair", seed=s, quality="extra-low") for s in range(3)]

@@ -197,6 +197,9 @@ class ApiHandler(BaseHandler):
         job = state.create_job(account, body)
         if self.app.faults.drop_after_create():
             return DROP
+        delay = self.app.faults.slow_create()
+        if delay:
+            time.sleep(delay)
         _, now = state.get_job(account, job.id)
         return 200, {"job": state.job_json(job, now), **billing}
 

@@ -25,6 +25,7 @@ ALLOWED_FAULTS: tuple[str, ...] = (
     "rate_limit_per_s",
     "fail_rate",
     "drop_after_create_rate",
+    "slow_create_s",
     "url_ttl_s",
     "seed",
 )
@@ -39,6 +40,9 @@ class FaultConfig:
     rate_limit_per_s: float | None = None
     fail_rate: float = 0.0
     drop_after_create_rate: float = 0.0
+    # Seconds to hold back the answer to a generate call *after* the job was created: a client whose
+    # read timeout is shorter sees a timeout although it created (and pays for) a job.
+    slow_create_s: float = 0.0
     url_ttl_s: float = 3600.0
     seed: int | None = None
 
@@ -69,7 +73,7 @@ class FaultConfig:
                 raise ValueError(f"faults[{f.name!r}] must be a finite number, got {v!r}")
             if f.name.endswith("_rate") and not 0.0 <= v <= 1.0:
                 raise ValueError(f"faults[{f.name!r}] is a fraction and must be between 0 and 1, got {v}")
-            if f.name in ("latency_s",) and v < 0:
+            if f.name in ("latency_s", "slow_create_s") and v < 0:
                 raise ValueError(f"faults[{f.name!r}] must be >= 0, got {v}")
             if f.name in ("rate_limit_per_s", "url_ttl_s") and v <= 0:
                 raise ValueError(f"faults[{f.name!r}] must be > 0, got {v}")
@@ -158,6 +162,14 @@ class FaultInjector:
     def drop_after_create(self) -> bool:
         """Whether to close the connection without a response after creating a job."""
         return self._roll("drop_after_create", self.config.drop_after_create_rate)
+
+    def slow_create(self) -> float:
+        """Seconds to wait before answering a generate call that created a job (0: answer at once)."""
+        if self.config.slow_create_s <= 0:
+            return 0.0
+        with self._lock:
+            self.injected["slow_create"] = self.injected.get("slow_create", 0) + 1
+        return self.config.slow_create_s
 
     def snapshot(self) -> dict[str, int]:
         with self._lock:

@@ -289,7 +289,8 @@ def serve(
         Jobs per account that run at once; the rest wait in ``queued``.
     faults:
         Optional fault injection: ``latency_s``, ``error_rate``, ``rate_limit_per_s``, ``fail_rate``,
-        ``drop_after_create_rate``, ``url_ttl_s`` (signed URL lifetime, default 3600) and ``seed``.
+        ``drop_after_create_rate``, ``slow_create_s``, ``url_ttl_s`` (signed URL lifetime, default 3600)
+        and ``seed``.
         Unknown keys raise ``ValueError``.
     credentials:
         ``(api_key, api_secret)`` required as HTTP Basic auth on every ``/v1`` request; None accepts

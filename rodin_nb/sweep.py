@@ -106,6 +106,7 @@ class Sweep:
         self.error: BaseException | None = None
         self._cost_cache: dict[tuple[Any, ...], float] = {}
         self._listeners: list[Callable[[Sweep], None]] = []
+        self._submitting = 0  # submissions in progress (slots reserved before the generate call)
 
     def __repr__(self) -> str:
         counts = self.counts()
@@ -240,7 +241,10 @@ class Sweep:
             with self._lock:
                 if self._stopped or self._next >= len(self.requests):
                     break
-                in_flight = sum(1 for run in self._runs.values() if run.status in ACTIVE_STATUSES)
+                # Submissions under way count too: pumps run concurrently on the engine's pool.
+                in_flight = self._submitting + sum(
+                    1 for run in self._runs.values() if run.status in ACTIVE_STATUSES
+                )
                 if in_flight >= self.concurrency:
                     break
                 if (
@@ -256,7 +260,12 @@ class Sweep:
                     break
                 index = self._next
                 self._next += 1
-            self._submit(index)
+                self._submitting += 1
+            try:
+                self._submit(index)
+            finally:
+                with self._lock:
+                    self._submitting -= 1
         self._check_done()
 
     def _next_cost(self, index: int) -> float:

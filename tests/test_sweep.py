@@ -14,6 +14,7 @@ import pytest
 
 import rodin_nb as rn
 from rodin_nb.sandbox import SandboxServer, serve
+from rodin_nb.jobs import ACTIVE_STATUSES
 from rodin_nb.sweep import expand_grid
 
 from .conftest import make_client
@@ -107,7 +108,8 @@ class TestEngine:
 
             def watch(s: object) -> None:
                 with lock:
-                    peak[0] = max(peak[0], sum(1 for r in sweep.runs if not r.done))
+                    # Jobs on the service (a run still downloading its files holds no slot there).
+                    peak[0] = max(peak[0], sum(1 for r in sweep.runs if r.status in ACTIVE_STATUSES))
 
             sweep.on_change(watch)
             sweep.run(progress=False)

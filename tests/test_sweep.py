@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 
 import rodin_nb as rn
-from rodin_nb.sandbox import SandboxServer, serve
 from rodin_nb.jobs import ACTIVE_STATUSES
+from rodin_nb.sandbox import SandboxServer, serve
 from rodin_nb.sweep import expand_grid
 
 from .conftest import make_client

@@ -7,6 +7,7 @@ and downloads. It does not import pandas, ipywidgets or pythreejs.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import mimetypes
@@ -162,7 +163,6 @@ class Client:
         self._lock = threading.RLock()
         self._runs: dict[str, Run] = {}
         self.log = RunLog(self.workspace, client=self)
-        self._upload_cache: dict[str, str] | None = None
         # How long a job created just before a dropped connection may take to appear in the job list.
         self.reconcile_settle_s = 0.05 if backend == "sandbox" else 0.5
 
@@ -533,10 +533,9 @@ class Client:
     def upload_image(self, image: Any) -> str:
         """Upload a local image (path, bytes or PIL image) once and return its asset id.
 
-        Uploads are cached by content hash in the workspace, so the same picture is never sent twice.
+        Uploads are remembered by content hash in the workspace's run log, so the same picture is never
+        sent twice to the same service, whichever process or kernel asks.
         """
-        import hashlib
-
         content, name = image_bytes(image)
         if len(content) >= UPLOAD_LIMIT_BYTES:
             raise ValidationError(
@@ -549,18 +548,13 @@ class Client:
                 ]
             )
         digest = hashlib.sha256(content).hexdigest()
-        cache = self._uploads()
-        cache_key = f"{self.base_url}|{digest}"
-        with self._lock:
-            if cache_key in cache:
-                return cache[cache_key]
+        known = self.log.uploaded_asset(self.service, digest)
+        if known is not None:
+            return known
         mime = _sniff_image_type(content) or mimetypes.guess_type(name)[0] or "image/png"
-        asset = self.api.upload_image(content, name, mime)
-        asset_id = str(asset["id"])
-        with self._lock:
-            cache[cache_key] = asset_id
-            self._save_uploads(cache)
-        return asset_id
+        asset_id = str(self.api.upload_image(content, name, mime)["id"])
+        self.log.record_upload(self.service, digest, asset_id)
+        return self.log.uploaded_asset(self.service, digest) or asset_id
 
     def _with_uploaded_images(self, request: RodinRequest) -> RodinRequest:
         if not request.local_images:
@@ -570,23 +564,6 @@ class Client:
             for image in request.images
         ]
         return request.with_images(ids)
-
-    def _uploads(self) -> dict[str, str]:
-        with self._lock:
-            if self._upload_cache is None:
-                path = self.workspace / "uploads.json"
-                try:
-                    self._upload_cache = dict(json.loads(path.read_text("utf-8")))
-                except (FileNotFoundError, ValueError):
-                    self._upload_cache = {}
-            return self._upload_cache
-
-    def _save_uploads(self, cache: dict[str, str]) -> None:
-        path = self.workspace / "uploads.json"
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(f".{os.getpid()}.tmp")
-        tmp.write_text(json.dumps(cache, indent=0, sort_keys=True), "utf-8")
-        os.replace(tmp, path)
 
 
 def _sniff_image_type(content: bytes) -> str | None:

@@ -83,7 +83,7 @@ CREATE UNIQUE INDEX runs_job ON runs (job_id) WHERE job_id IS NOT NULL;
 """
 
 # Version 2: sweeps, so an interrupted sweep can be reopened by id with the very requests (and seeds)
-# it planned.
+# it planned; and uploads, so a picture is uploaded once per service whichever process asks first.
 _V2 = """
 CREATE TABLE sweeps (
     sweep_id    TEXT PRIMARY KEY,
@@ -96,6 +96,13 @@ CREATE TABLE sweeps (
     estimate    REAL
 );
 CREATE INDEX runs_sweep ON runs (sweep_id);
+CREATE TABLE uploads (
+    service     TEXT NOT NULL,
+    sha256      TEXT NOT NULL,
+    asset_id    TEXT NOT NULL,
+    uploaded_at TEXT NOT NULL,
+    PRIMARY KEY (service, sha256)
+);
 """
 
 # MIGRATIONS[i] upgrades a log at version i to version i + 1. Version 0 is an empty file.
@@ -265,6 +272,25 @@ class RunLog:
     def record(self, run: Run) -> None:
         """Write a run's current state (called on every change, from the engine thread)."""
         self.update(run.run_id, **run_fields(run))
+
+    # --- uploads -------------------------------------------------------------------------------------
+
+    def uploaded_asset(self, service: str, sha256: str) -> str | None:
+        """The asset id a picture with this content hash was uploaded as, on this service."""
+        with self._lock:
+            row = (
+                self._connect()
+                .execute("SELECT asset_id FROM uploads WHERE service=? AND sha256=?", (service, sha256))
+                .fetchone()
+            )
+        return str(row[0]) if row else None
+
+    def record_upload(self, service: str, sha256: str, asset_id: str) -> None:
+        with self._write() as conn:
+            conn.execute(
+                "INSERT OR IGNORE INTO uploads (service, sha256, asset_id, uploaded_at) VALUES (?, ?, ?, ?)",
+                (service, sha256, asset_id, _now()),
+            )
 
     # --- sweeps --------------------------------------------------------------------------------------
 

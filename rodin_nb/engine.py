@@ -50,7 +50,10 @@ class Engine:
         self._cv = threading.Condition()
         self._stopped = False
         self._thread: threading.Thread | None = None
-        self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="rodin_nb-io")
+        # Two pools so slow work never delays a status check: polls are quick GETs; downloads (tens of MB
+        # on the real service) and sweep submissions (uploads + the generate call) get their own threads.
+        self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="rodin_nb-poll")
+        self._work_pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="rodin_nb-work")
         self._tracked: dict[str, Run] = {}
         self.parallel_jobs = parallel_jobs  # the account's parallel-job limit (queue simulation)
         self.finalize_s = 0.0  # typical finalizing time, learned from finished jobs' statusHistory
@@ -98,21 +101,23 @@ class Engine:
                 log.exception("background task failed")
 
         with contextlib.suppress(RuntimeError):  # the pool is shut down: the client is closing
-            self._pool.submit(guarded)
+            self._work_pool.submit(guarded)
 
     def active_runs(self) -> list[Run]:
         with self._cv:
             return [run for run in self._tracked.values() if not run.done]
 
     def download(self, run: Run) -> None:
-        """(Re)download a successful run's files on the I/O pool."""
-        self._pool.submit(self._download, run)
+        """(Re)download a successful run's files on the work pool."""
+        with contextlib.suppress(RuntimeError):  # the client is closing; resume() downloads later
+            self._work_pool.submit(self._download, run)
 
     def stop(self) -> None:
         with self._cv:
             self._stopped = True
             self._cv.notify_all()
         self._pool.shutdown(wait=False, cancel_futures=True)
+        self._work_pool.shutdown(wait=False, cancel_futures=True)
 
     # --- scheduler -----------------------------------------------------------------------------------
 
@@ -175,7 +180,7 @@ class Engine:
             self.on_poll(run)
         if run.status == "success":
             self._learn(run)
-            self._download(run)
+            self.download(run)
         elif run.status in TERMINAL_STATUSES:
             run._finish()
         else:

@@ -41,6 +41,7 @@ from .schema import ModelSchema, RodinRequest, RodinWarning
 if TYPE_CHECKING:
     from . import sandbox
     from .client import Client, connect
+    from .form import GenerateForm
     from .jobs import PollPolicy, Run
     from .runlog import RunLog
     from .transport import RetryPolicy
@@ -57,6 +58,7 @@ __all__ = [
     "Client",
     "ConfigError",
     "ConflictError",
+    "GenerateForm",
     "JobCanceled",
     "JobError",
     "JobFailed",
@@ -86,6 +88,7 @@ _LAZY = {
     "Client": ("client", "Client"),
     "Run": ("jobs", "Run"),
     "RunLog": ("runlog", "RunLog"),
+    "GenerateForm": ("form", "GenerateForm"),
     "PollPolicy": ("jobs", "PollPolicy"),
     "RetryPolicy": ("transport", "RetryPolicy"),
     "sandbox": ("sandbox", None),

@@ -18,6 +18,7 @@ EXPECTED = {
     "Client",
     "ConfigError",
     "ConflictError",
+    "GenerateForm",
     "JobCanceled",
     "JobError",
     "JobFailed",

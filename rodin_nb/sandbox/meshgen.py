@@ -418,77 +418,16 @@ def make_glb(params: dict[str, Any]) -> bytes:
 
 
 def make_preview(glb_bytes: bytes, size: int = 256) -> bytes:
-    """A small deterministic PNG view of a GLB (z-buffered, textured, Lambert-shaded).
+    """A small deterministic PNG view of a GLB: the toolkit's offline preview renderer.
 
-    Deliberately simple and self-contained so it can later be swapped for an offline renderer: it only
-    needs the GLB bytes. Rasterisation is vectorised over all candidate pixels of all triangles.
+    The sandbox's previews come from the same path as every other preview in rodin_nb
+    (:func:`rodin_nb.preview.render_png`: VTK off-screen, or its numpy fallback where VTK or a GL
+    platform is missing), so what the sandbox serves is what a real result's preview looks like.
+    Same bytes in, same PNG out (fixed camera, lights and encoder settings).
     """
-    import trimesh
+    from ..preview import render_png
 
-    mesh: Any = trimesh.load(io.BytesIO(glb_bytes), file_type="glb", force="mesh", process=False)
-    verts = np.asarray(mesh.vertices, dtype=np.float64)
-    tris = np.asarray(mesh.faces, dtype=np.int64)
-    normals = np.asarray(mesh.vertex_normals, dtype=np.float64)
-    colours = _vertex_colours(mesh, len(verts))
-
-    # Fixed three-quarter view from above; orthographic, fitted to the bounding sphere.
-    yaw, pitch = math.radians(35.0), math.radians(-22.0)
-    ry = np.array([[math.cos(yaw), 0, math.sin(yaw)], [0, 1, 0], [-math.sin(yaw), 0, math.cos(yaw)]])
-    rx = np.array([[1, 0, 0], [0, math.cos(pitch), -math.sin(pitch)], [0, math.sin(pitch), math.cos(pitch)]])
-    rot = rx @ ry
-    centre = (verts.max(axis=0) + verts.min(axis=0)) / 2
-    v = (verts - centre) @ rot.T
-    nv = normals @ rot.T
-    radius = max(float(np.linalg.norm(v, axis=1).max()), 1e-9)
-    scale = (size * 0.46) / radius
-    sx = size / 2 + v[:, 0] * scale
-    sy = size / 2 - v[:, 1] * scale
-    depth = -v[:, 2]  # camera looks down -z; smaller is nearer
-
-    x0, x1, x2 = sx[tris[:, 0]], sx[tris[:, 1]], sx[tris[:, 2]]
-    y0, y1, y2 = sy[tris[:, 0]], sy[tris[:, 1]], sy[tris[:, 2]]
-    area = (x1 - x0) * (y2 - y0) - (x2 - x0) * (y1 - y0)
-    keep = np.abs(area) > 1e-12
-    tris, x0, x1, x2, y0, y1, y2, area = (a[keep] for a in (tris, x0, x1, x2, y0, y1, y2, area))
-    xmin = np.clip(np.floor(np.minimum(np.minimum(x0, x1), x2)), 0, size - 1).astype(np.int64)
-    xmax = np.clip(np.ceil(np.maximum(np.maximum(x0, x1), x2)), 0, size - 1).astype(np.int64)
-    ymin = np.clip(np.floor(np.minimum(np.minimum(y0, y1), y2)), 0, size - 1).astype(np.int64)
-    ymax = np.clip(np.ceil(np.maximum(np.maximum(y0, y1), y2)), 0, size - 1).astype(np.int64)
-    w = xmax - xmin + 1
-    h = ymax - ymin + 1
-    counts = w * h
-    owner = np.repeat(np.arange(len(counts)), counts)
-    local = np.arange(int(counts.sum())) - np.repeat(np.cumsum(counts) - counts, counts)
-    px = xmin[owner] + local % w[owner]
-    py = ymin[owner] + local // w[owner]
-    cx, cy = px + 0.5, py + 0.5
-    a = owner
-    l1 = ((x2[a] - cx) * (y0[a] - cy) - (x0[a] - cx) * (y2[a] - cy)) / area[a]
-    l2 = ((x0[a] - cx) * (y1[a] - cy) - (x1[a] - cx) * (y0[a] - cy)) / area[a]
-    l0 = 1.0 - l1 - l2
-    inside = (l0 >= -1e-9) & (l1 >= -1e-9) & (l2 >= -1e-9)
-    owner, px, py, l0, l1, l2 = owner[inside], px[inside], py[inside], l0[inside], l1[inside], l2[inside]
-    t = tris[owner]
-    bary = np.stack([l0, l1, l2], axis=1)[:, :, None]
-    z = (depth[t] * bary[:, :, 0]).sum(axis=1)
-    pixel = py * size + px
-    order = np.lexsort((z, pixel))  # nearest first within each pixel
-    first = np.unique(pixel[order], return_index=True)[1]
-    win = order[first]
-
-    n = (nv[t[win]] * bary[win]).sum(axis=1)
-    n /= np.maximum(np.linalg.norm(n, axis=1, keepdims=True), 1e-12)
-    n *= np.where(n[:, 2:3] < 0, -1.0, 1.0)  # light back faces as if seen from the front
-    light = np.array([0.35, 0.6, 0.72])
-    light /= np.linalg.norm(light)
-    shade = 0.28 + 0.72 * np.clip(n @ light, 0.0, 1.0)
-    col = (colours[t[win]] * bary[win]).sum(axis=1) * shade[:, None]
-
-    # Vertical grey gradient background, then the shaded surface on top.
-    grad = np.linspace(0.93, 0.78, size)[:, None, None] * np.ones((1, size, 3))
-    img = grad.reshape(-1, 3)
-    img[pixel[win]] = col
-    return _png(_to8(img).reshape(size, size, 3))
+    return render_png(glb_bytes, size=size)
 
 
 def _vertex_colours(mesh: Any, count: int) -> F64:

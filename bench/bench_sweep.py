@@ -53,8 +53,9 @@ def docs_pattern(url: str, job_seconds: float) -> tuple[float, int]:
 
 def rodin_nb_engine(url: str, workspace: str) -> float:
     with rn.connect(base_url=url, workspace=workspace, quiet=True, parallel_jobs=PARALLEL) as client:
-        sweep = client.sweep(prompt="a carved wooden chair", seed=list(range(RUNS)), tier="Regular",
-                             quality="extra-low")
+        sweep = client.sweep(
+            prompt="a carved wooden chair", seed=list(range(RUNS)), tier="Regular", quality="extra-low"
+        )
         start = time.monotonic()
         sweep.run(progress=False)
         elapsed = time.monotonic() - start
@@ -75,8 +76,10 @@ def main(job_seconds: float = 3.0) -> None:
     print(f"{'':24}{'makespan/ideal':>16}{'status req/run':>16}")
     print(f"{'rodin_nb engine':24}{ours / ideal:16.3f}{ours_status / RUNS:16.2f}")
     print(f"{'docs pattern (3 s poll)':24}{docs / ideal:16.3f}{docs_status / RUNS:16.2f}")
-    print(f"targets: makespan/ideal <= 1.10 (ours {'met' if ours / ideal <= 1.10 else 'MISSED'}); "
-          f"fewer status requests than the docs pattern ({'met' if ours_status < docs_status else 'MISSED'})")
+    print(
+        f"targets: makespan/ideal <= 1.10 (ours {'met' if ours / ideal <= 1.10 else 'MISSED'}); "
+        f"fewer status requests than the docs pattern ({'met' if ours_status < docs_status else 'MISSED'})"
+    )
 
 
 if __name__ == "__main__":

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from .errors import BudgetExceeded, RodinError, ValidationError
 from .jobs import ACTIVE_STATUSES, TERMINAL_STATUSES, Run
+from .runlog import owner_alive
 from .schema import ModelSchema, RodinRequest
 
 if TYPE_CHECKING:
@@ -200,8 +201,8 @@ class Sweep:
         ``budget``. A keyboard interrupt stops submitting new runs and leaves submitted jobs running:
         reopen with ``client.sweep_by_id(sweep_id)`` (or ``client.resume()``) later.
         """
-        self.start(budget)
         try:
+            self.start(budget)
             if progress:
                 from .progress import watch
 
@@ -365,9 +366,8 @@ class Sweep:
         """A grid of viewers with linked cameras, runs arranged by two parameters."""
         from .viewer import compare_runs
 
-        return compare_runs(
-            [run for run in self.runs if run.glb is not None], rows=rows, cols=cols, **options
-        )
+        # Every run goes in: a failed or unfinished one shows its reason in its cell, never a blank.
+        return compare_runs(self.runs, rows=rows, cols=cols, **options)
 
     def table(self) -> str:
         """A plain-text comparison table (for terminals and logs)."""
@@ -381,6 +381,26 @@ class Sweep:
                 f"{run.status:<10}{cost:>6}{stats.get('faces', '-')!s:>8}{secs:>8}"
             )
         return "\n".join(lines)
+
+
+def _settle_unsubmitted(client: Client, row: dict[str, Any]) -> dict[str, Any] | None:
+    """A sweep row without a job id (interrupted mid-submission, or refused): find its job, or let the
+    sweep plan the request again. Nothing was billed for a request that created no job, and reopening
+    a sweep is an explicit wish to finish its plan."""
+    if row["status"] == "submitting":
+        if owner_alive(row.get("owner")) is not False:
+            return row  # its submitter may still be at it: follow it, never submit a second time
+        run = Run.from_row(client, row, client.schema)
+        job_id = client._reconcile_row(run, True)
+        if job_id:
+            client.log.update(row["run_id"], job_id=job_id)
+            return client.log.get(row["run_id"])
+        client.log.update(
+            row["run_id"],
+            status="lost",
+            error="interrupted before a job was created; the reopened sweep submits the request again",
+        )
+    return None
 
 
 def reopen(client: Client, sweep_id: str) -> Sweep:
@@ -399,6 +419,8 @@ def reopen(client: Client, sweep_id: str) -> Sweep:
     # Runs already submitted are re-attached (never re-submitted); the rest are planned again.
     for index, req in enumerate(requests):
         row = by_hash.get(req.params_hash)
+        if row is not None and not row.get("job_id") and row["status"] != "success":
+            row = _settle_unsubmitted(client, row)
         if row is not None:
             run = client.run(row["run_id"])
             sweep._runs[index] = run

@@ -10,7 +10,7 @@ import pytest
 import rodin_nb as rn
 from rodin_nb.sandbox import SandboxServer, serve
 
-FIXTURES = Path(__file__).resolve().parents[2] / "shared" / "fixtures" / "glb"
+FIXTURES = Path(__file__).resolve().parent / "fixtures" / "glb"  # copies of ../shared/fixtures/glb
 
 
 @pytest.fixture(autouse=True)

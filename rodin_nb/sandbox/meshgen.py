@@ -428,28 +428,3 @@ def make_preview(glb_bytes: bytes, size: int = 256) -> bytes:
     from ..preview import render_png
 
     return render_png(glb_bytes, size=size)
-
-
-def _vertex_colours(mesh: Any, count: int) -> F64:
-    """Per-vertex colour in [0, 1] sampled from the base colour texture (or factor), grey if none."""
-    fallback = np.full((count, 3), 0.7)
-    visual = getattr(mesh, "visual", None)
-    material = getattr(visual, "material", None)
-    texture = getattr(material, "baseColorTexture", None)
-    uv = getattr(visual, "uv", None)
-    if texture is not None and uv is not None and len(uv) == count:
-        tex = np.asarray(texture.convert("RGB"), dtype=np.float64) / 255.0
-        th, tw = tex.shape[:2]
-        uvs = np.asarray(uv, dtype=np.float64)
-        # trimesh flips glTF's V on load; undo it to index image rows.
-        col = np.clip((uvs[:, 0] % 1.0) * tw, 0, tw - 1).astype(np.int64)
-        row = np.clip((1.0 - (uvs[:, 1] % 1.0)) * th, 0, th - 1).astype(np.int64)
-        out: F64 = tex[row, col]
-        return out
-    factor = getattr(material, "baseColorFactor", None)
-    if factor is not None:
-        rgb = np.asarray(factor, dtype=np.float64)[:3]
-        if rgb.max() > 1.0:
-            rgb = rgb / 255.0
-        return np.tile(rgb, (count, 1))
-    return fallback

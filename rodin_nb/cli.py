@@ -221,7 +221,8 @@ def build_parser() -> argparse.ArgumentParser:
     gen.set_defaults(func=_cmd_generate)
 
     sw = sub.add_parser("sweep", help="run a parameter grid (lists sweep, single values are fixed)")
-    sw.add_argument("--prompt", nargs="+", default=None)
+    # One value per --prompt (repeat it to sweep prompts), so an unquoted prompt is never split into words.
+    sw.add_argument("--prompt", action="append", default=None)
     sw.add_argument("--resume", metavar="SWEEP_ID", default=None, help="continue an interrupted sweep")
     sw.add_argument("--seed", type=int, nargs="*", default=None)
     sw.add_argument("--tier", nargs="*", default=None)

@@ -164,7 +164,7 @@ class Client:
         self._runs: dict[str, Run] = {}
         self.log = RunLog(self.workspace, client=self)
         # How long a job created just before a dropped connection may take to appear in the job list.
-        self.reconcile_settle_s = 0.05 if backend == "sandbox" else 0.5
+        self.reconcile_settle_s = 0.05 if backend == "sandbox" else 1.5
 
     def __repr__(self) -> str:
         return (
@@ -297,7 +297,12 @@ class Client:
 
     def _submission_failed(self, run: Run, exc: BaseException) -> None:
         """Leave the row honest: refused (nothing created, nothing billed) or ambiguous (resume decides)."""
-        if isinstance(exc, KeyboardInterrupt) or (isinstance(exc, APIConnectionError) and exc.maybe_sent):
+        in_flight = run.posting and (
+            isinstance(exc, KeyboardInterrupt)
+            or getattr(exc, "ambiguous", False)
+            or (isinstance(exc, APIConnectionError) and exc.maybe_sent)
+        )
+        if in_flight:
             return  # still "submitting": client.resume() looks for the job before anyone pays again
         message = f"not submitted: {exc}" if isinstance(exc, RodinError) else f"not submitted: {exc!r}"
         self.log.update(
@@ -321,6 +326,8 @@ class Client:
             else:
                 run.stored = self._stored_from_row(row)
                 run._finish()
+        elif run.status in ("failure", "canceled", "lost"):
+            run._finish()  # ended: nothing to follow
         elif run.job_id:
             self.engine.track(run, delay=0)
         else:
@@ -371,7 +378,7 @@ class Client:
         if any(str(image).startswith("sha256:") for image in params.get("images") or []):
             return None  # it stopped before uploading its images, so it never reached the generate call
         since = (parse_time(row.get("submitted_at")) or datetime.now(timezone.utc)) - RECONCILE_WINDOW
-        job = self._find_submitted_job(params, since=since, settle_s=self.reconcile_settle_s)
+        job, _ = self._find_submitted_job(params, since=since, settle_s=self.reconcile_settle_s)
         return job_id_of(job) if job is not None else None
 
     def expected_duration(self, params: Mapping[str, Any]) -> float | None:
@@ -430,14 +437,22 @@ class Client:
         return self._run_for_row(self.log.get(run_id))
 
     def _submit(self, body: dict[str, Any], run: Run, *, attempts: int = 3) -> dict[str, Any]:
+        """POST the job once; after an ambiguous failure find it instead of paying again.
+
+        Submitted again only when the service *answered* (a 5xx or 409 response) and every look at
+        the job list worked and showed no such job. After a lost connection or a timeout the job may
+        exist without being listed yet: the error is raised marked ``ambiguous`` and the run stays
+        ``submitting`` in the log, for ``client.resume()`` to reconcile later.
+        """
         started = datetime.now(timezone.utc)
         for attempt in range(attempts):
+            run.posting = True
             try:
                 return self.api.generate(self.model_id, body)
             except (APIConnectionError, ServerError, ConflictError) as exc:
                 if isinstance(exc, APIConnectionError) and not exc.maybe_sent:
                     raise  # the transport already retried what provably never arrived
-                job = self._find_submitted_job(
+                job, complete = self._find_submitted_job(
                     body, since=started - RECONCILE_WINDOW, settle_s=self.reconcile_settle_s
                 )
                 if job is not None:
@@ -448,7 +463,9 @@ class Client:
                     )
                     run.reattached = True
                     return {"job": job}
-                if attempt == attempts - 1:
+                answered = isinstance(exc, (ServerError, ConflictError))
+                if not (answered and complete) or attempt == attempts - 1:
+                    exc.ambiguous = True
                     raise
                 log.info("generate failed (%s) and no job was created; submitting again", exc)
                 time.sleep(self.transport.retry.delay(attempt))
@@ -456,15 +473,19 @@ class Client:
 
     def _find_submitted_job(
         self, body: Mapping[str, Any], *, since: datetime, settle_s: float = 0.5, looks: int = 3
-    ) -> dict[str, Any] | None:
+    ) -> tuple[dict[str, Any] | None, bool]:
         """A recently created job whose ``metadata.input`` matches ``body`` and that no run owns yet.
 
-        Looked for a few times, ``settle_s`` apart, because a job created just before the connection
-        dropped may take a moment to show up in the list.
+        Returns ``(job, complete)``; ``complete`` is False when a look at the job list failed, so "not
+        found" cannot be trusted. Jobs already recorded in the run log (by any process) are never taken.
+        Looked for a few times, ``settle_s`` apart: a job created just before the connection dropped
+        may take a moment to show up in the list.
         """
         wanted = json.loads(canonical_json(dict(body)))
         with self._lock:
             owned = {run.job_id for run in self._runs.values() if run.job_id}
+        owned |= self.log.job_ids(self.service)
+        complete = True
         for look in range(looks):
             try:
                 for job in self.api.list_jobs(created_after=since):
@@ -472,12 +493,13 @@ class Client:
                     if job_id_of(job) in owned or not isinstance(inputs, dict):
                         continue
                     if all(inputs.get(key) == value for key, value in wanted.items()):
-                        return job
+                        return job, True
             except (APIConnectionError, APIError) as exc:
+                complete = False
                 log.info("listing jobs to reconcile failed: %s", exc)
             if look < looks - 1:
                 time.sleep(settle_s)
-        return None
+        return None, complete
 
     # --- runs ----------------------------------------------------------------------------------------
 

@@ -28,6 +28,7 @@ __all__ = ["Engine"]
 log = logging.getLogger("rodin_nb.engine")
 
 MAX_ERRORS_IN_A_ROW = 20
+NOT_FOUND_TIMES = 3  # consecutive 404s before a job counts as lost
 
 
 class Engine:
@@ -68,6 +69,7 @@ class Engine:
             if self._stopped:
                 raise RuntimeError("the client is closed")
             self._tracked[run.run_id] = run
+            run.not_found = 0
         if delay is None:
             eta = self._eta(run)
             delay = self.poll.first_s if eta is None else self.poll.next_delay(self.poll.first_s, eta)
@@ -113,9 +115,18 @@ class Engine:
             self._work_pool.submit(self._download, run)
 
     def stop(self) -> None:
+        """Stop following runs. Their jobs keep running on the service; anyone waiting is released."""
         with self._cv:
             self._stopped = True
             self._cv.notify_all()
+            unfinished = [run for run in self._tracked.values() if not run.done]
+        for run in unfinished:
+            run._detach(
+                RodinError(
+                    f"the client was closed while run {run.run_id} was {run.status}; its job "
+                    "keeps running: client.resume() or client.run(run_id) picks it up"
+                )
+            )
         self._pool.shutdown(wait=False, cancel_futures=True)
         self._work_pool.shutdown(wait=False, cancel_futures=True)
 
@@ -163,7 +174,12 @@ class Engine:
         try:
             job = self.api.get_job(run.job_id)
         except NotFoundError:
-            run._mark_lost(f"the service no longer knows job {run.job_id}")
+            # One 404 may be a replica lagging behind; only a job missing again and again is lost.
+            run.not_found += 1
+            if run.not_found >= NOT_FOUND_TIMES:
+                run._mark_lost(f"the service no longer knows job {run.job_id}")
+            else:
+                self._reschedule_after_error(run)
             return
         except AuthenticationError as exc:
             # Credentials went bad mid-run: stop following rather than spin; the job id stays for resume.
@@ -175,6 +191,7 @@ class Engine:
             self._reschedule_after_error(run)
             return
         run.errors_in_a_row = 0
+        run.not_found = 0
         run._apply_job(job)
         if self.on_poll:
             self.on_poll(run)

@@ -59,7 +59,13 @@ __all__ = [
 
 
 class RodinError(Exception):
-    """Base class of every error rodin_nb raises on purpose."""
+    """Base class of every error rodin_nb raises on purpose.
+
+    ``ambiguous`` is True on an error from a job-creating call that may have created the job anyway
+    (the run stays ``submitting`` and ``client.resume()`` finds out).
+    """
+
+    ambiguous: bool = False
 
 
 class ConfigError(RodinError):

@@ -126,6 +126,8 @@ class Run:
         self.stored: list[StoredFile] = []
         self.download_error: str | None = None
         self.reattached = False
+        self.not_found = 0  # consecutive 404s while following the job
+        self.posting = False  # True once the generate call was made (an interruption is then ambiguous)
         self.submitted_at: datetime = datetime.now(timezone.utc)
         self.created_at: datetime | None = None
         self.started_at: datetime | None = None
@@ -348,6 +350,13 @@ class Run:
             self._failure = error
             self.error = str(error)
         self._finish()
+
+    def _detach(self, error: Exception) -> None:
+        """Release waiters without recording anything: the run is still what the log says it is."""
+        with self._lock:
+            self._failure = error
+        if not self._future.done():
+            self._future.set_result(None)
 
     def _mark_lost(self, message: str) -> None:
         with self._lock:

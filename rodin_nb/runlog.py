@@ -372,6 +372,14 @@ class RunLog:
             )
             return [float(row[0]) for row in cursor.fetchall()]
 
+    def job_ids(self, service: str) -> set[str]:
+        """Every job id recorded for this service (reconciliation never takes one of them)."""
+        with self._lock:
+            cursor = self._connect().execute(
+                "SELECT job_id FROM runs WHERE service=? AND job_id IS NOT NULL", (service,)
+            )
+            return {str(row[0]) for row in cursor.fetchall()}
+
     def unfinished(self, *, service: str | None = None, model_id: str | None = None) -> list[dict[str, Any]]:
         where = f"status IN ({','.join('?' * len(ACTIVE))})"
         params: list[Any] = list(ACTIVE)

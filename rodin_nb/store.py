@@ -197,7 +197,7 @@ class Downloader:
             try:
                 response = self.api.transport.get_external(url)
             except APIConnectionError as exc:
-                last_problem = str(exc)
+                last_problem = self.api.transport.redact(str(exc))
                 time.sleep(self.retry.delay(attempt))
                 continue
             with response:
@@ -222,7 +222,7 @@ class Downloader:
                         expected_sha256=_server_sha256(response.headers),
                     )
                 except (AssetError, requests.RequestException) as exc:
-                    last_problem = str(exc)
+                    last_problem = self.api.transport.redact(str(exc))
                     log.info("asset %s: %s; retrying", asset_id, last_problem)
                     time.sleep(self.retry.delay(attempt))
                     continue

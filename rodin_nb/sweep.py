@@ -10,13 +10,14 @@ and slots never idle while we poll); everything else waits locally, where it can
 from __future__ import annotations
 
 import itertools
+import logging
 import threading
 import time
 import uuid
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from .errors import BudgetExceeded, RodinError, ValidationError
+from .errors import BudgetExceeded, ValidationError
 from .jobs import ACTIVE_STATUSES, TERMINAL_STATUSES, Run
 from .runlog import owner_alive
 from .schema import ModelSchema, RodinRequest
@@ -27,6 +28,8 @@ if TYPE_CHECKING:
     from .client import Client
 
 __all__ = ["Sweep", "expand_grid"]
+
+log = logging.getLogger("rodin_nb.sweep")
 
 
 def _is_sweep_axis(spec_type: str | None, value: Any) -> bool:
@@ -170,6 +173,8 @@ class Sweep:
 
     def start(self, budget: float | None = None) -> Sweep:
         """Start in the background (the notebook stays usable); see :meth:`run` for ``budget``."""
+        if budget is None:
+            budget = self.budget  # a reopened sweep keeps the budget it was started with
         if budget is not None:
             estimate = self.estimate()
             if estimate > budget:
@@ -191,7 +196,9 @@ class Sweep:
         with self._lock:
             self._stopped = False
             self._started_at = self._started_at or time.monotonic()
-        self._pump()
+        # Submissions (uploads and generate calls) happen on the engine's threads, never the caller's:
+        # start() returns at once and an interrupt in the caller cannot land inside a submission.
+        self.client.engine.run_task(self._pump)
         return self
 
     def run(self, budget: float | None = None, *, progress: bool = True) -> pd.DataFrame:
@@ -238,6 +245,12 @@ class Sweep:
 
     def _pump(self) -> None:
         """Submit planned runs while there is room; called at start and whenever a run ends."""
+        try:
+            self._fill()
+        finally:
+            self._check_done()
+
+    def _fill(self) -> None:
         while True:
             with self._lock:
                 if self._stopped or self._next >= len(self.requests):
@@ -267,7 +280,6 @@ class Sweep:
             finally:
                 with self._lock:
                     self._submitting -= 1
-        self._check_done()
 
     def _next_cost(self, index: int) -> float:
         key = self._cost_key(self.requests[index])
@@ -276,7 +288,7 @@ class Sweep:
     def _submit(self, index: int) -> None:
         try:
             run = self.client.generate(self.requests[index], sweep_id=self.sweep_id)
-        except RodinError as exc:
+        except Exception as exc:  # any failure stops the sweep and is raised by wait(), never a hang
             with self._lock:
                 self._stopped = True
                 self.error = exc
@@ -293,7 +305,10 @@ class Sweep:
 
     def _on_change(self, run: Run) -> None:
         for callback in list(self._listeners):
-            callback(self)
+            try:
+                callback(self)
+            except Exception:  # a broken display must not stop the sweep
+                log.exception("sweep listener failed")
         if run.done:
             # Called from the engine thread: hand the next submission to the engine's pool so polling is
             # never blocked by an upload or a generate call.

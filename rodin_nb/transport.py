@@ -20,6 +20,7 @@ import email.utils
 import ipaddress
 import logging
 import random
+import re
 import threading
 import time
 from collections.abc import Mapping
@@ -37,6 +38,7 @@ __all__ = ["RetryPolicy", "Transport", "is_loopback_url", "origin_of"]
 
 log = logging.getLogger("rodin_nb.http")
 
+_QUERY_RE = re.compile(r"((?:https?://|/)[^\s?'\"<>]*)\?[^\s'\"<>)]+")
 RETRY_STATUSES = frozenset({408, 409, 429, 500, 502, 503, 504})
 MAX_RETRY_AFTER_S = 120.0
 
@@ -181,9 +183,11 @@ class Transport:
     # --- helpers -------------------------------------------------------------------------------------
 
     def redact(self, text: str) -> str:
+        """The text without credentials, and without URL query strings (signed URLs carry their
+        signature there, and messages end up in the run log and its exports)."""
         for secret in self._secrets:
             text = text.replace(secret, "***")
-        return text
+        return _QUERY_RE.sub(r"\1?...", text)
 
     def url(self, path: str) -> str:
         return self.base_url + path.lstrip("/")

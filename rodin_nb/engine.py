@@ -59,7 +59,6 @@ class Engine:
         self.parallel_jobs = parallel_jobs  # the account's parallel-job limit (queue simulation)
         self.finalize_s = 0.0  # typical finalizing time, learned from finished jobs' statusHistory
         self._durations: dict[tuple[Any, Any], float] = {}  # (tier, quality) -> running time seen here
-        self.on_poll: Callable[[Run], None] | None = None
 
     # --- public --------------------------------------------------------------------------------------
 
@@ -193,8 +192,6 @@ class Engine:
         run.errors_in_a_row = 0
         run.not_found = 0
         run._apply_job(job)
-        if self.on_poll:
-            self.on_poll(run)
         if run.status == "success":
             self._learn(run)
             self.download(run)

@@ -59,16 +59,6 @@ class PollPolicy:
         """The sandbox runs jobs in seconds, so its polls start and stay short."""
         return cls(first_s=0.05, min_s=0.02, max_s=2.0, growth=1.6)
 
-    def scaled(self, factor: float) -> PollPolicy:
-        """The same policy with every interval multiplied by ``factor`` (a sandbox speed, say)."""
-        return PollPolicy(
-            first_s=self.first_s * factor,
-            min_s=self.min_s * factor,
-            max_s=self.max_s * factor,
-            growth=self.growth,
-            eta_fraction=self.eta_fraction,
-        )
-
     def next_delay(self, previous: float, eta_s: float | None, *, base: float = 0.0) -> float:
         """The wait before the next poll, given the last wait and the expected time to finish.
 

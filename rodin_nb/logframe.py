@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +17,7 @@ import pandas as pd
 
 from .schema import ModelSchema
 
-__all__ = ["diff_rows", "export_frame", "load_frame", "raw_to_frame", "rows_to_frame"]
+__all__ = ["diff_rows", "export_frame", "load_frame", "raw_to_frame"]
 
 # Column order of log.df; parameter columns are inserted after "model_id".
 LEADING = ["run_id", "sweep_id", "backend", "model_id"]
@@ -44,19 +44,6 @@ def _parse_json_column(values: pd.Series) -> list[Any]:
 def load_frame(conn: sqlite3.Connection) -> pd.DataFrame:
     """The run log as a DataFrame straight from SQLite (see :func:`raw_to_frame`)."""
     raw = pd.read_sql_query("SELECT * FROM runs ORDER BY submitted_at, rowid", conn)
-    return raw_to_frame(raw)
-
-
-def rows_to_frame(rows: Sequence[Mapping[str, Any]]) -> pd.DataFrame:
-    """Decoded rows (as :meth:`RunLog.rows` returns them) to the same DataFrame as ``log.df``."""
-    encoded = ("params", *JSON_COLUMNS)
-    raw = pd.DataFrame.from_records(
-        [
-            {k: (json.dumps(v) if k in encoded and v is not None else v) for k, v in row.items()}
-            for row in rows
-        ],
-        columns=[*LEADING, "params", *TRAILING],
-    )
     return raw_to_frame(raw)
 
 

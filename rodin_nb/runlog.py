@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Any
 
 from ._version import __version__
 from .errors import ConfigError
+from .jobs import ACTIVE_STATUSES
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -37,7 +38,7 @@ if TYPE_CHECKING:
 __all__ = ["ACTIVE", "LOG_FILE", "MIGRATIONS", "SCHEMA_VERSION", "RunLog", "default_workspace"]
 
 LOG_FILE = "runs.sqlite"
-ACTIVE = ("submitting", "pending", "queued", "warming-up", "in-progress", "finalizing")
+ACTIVE = tuple(sorted(ACTIVE_STATUSES))  # the one list lives in jobs.py
 # A row in one of these states stands for a request that is paid for (or being paid for): an identical
 # request is answered from it instead of creating another job.
 REUSABLE = ("success", *ACTIVE)

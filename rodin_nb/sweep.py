@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from .errors import BudgetExceeded, ValidationError
 from .jobs import ACTIVE_STATUSES, TERMINAL_STATUSES, Run
-from .runlog import owner_alive
+from .runlog import REUSABLE, owner_alive
 from .schema import ModelSchema, RodinRequest
 
 if TYPE_CHECKING:
@@ -122,9 +122,8 @@ class Sweep:
     def _logged(self) -> dict[str, dict[str, Any]]:
         """Reusable log rows (success or still running) by params hash: those runs are free."""
         rows = self.client.log.rows(
-            "model_id=? AND service=? AND status IN ('success', 'submitting', 'pending', 'queued', "
-            "'warming-up', 'in-progress', 'finalizing')",
-            (self.client.model_id, self.client.service),
+            f"model_id=? AND service=? AND status IN ({','.join('?' * len(REUSABLE))})",
+            (self.client.model_id, self.client.service, *REUSABLE),
         )
         return {row["params_hash"]: row for row in rows}
 

@@ -109,7 +109,8 @@ class Engine:
             return [run for run in self._tracked.values() if not run.done]
 
     def download(self, run: Run) -> None:
-        """(Re)download a successful run's files on the work pool."""
+        """(Re)download a successful run's files on the work pool; ``run.wait()`` waits for it again."""
+        run._rearm()
         with contextlib.suppress(RuntimeError):  # the client is closing; resume() downloads later
             self._work_pool.submit(self._download, run)
 

@@ -341,6 +341,14 @@ class Run:
             self.error = str(error)
         self._finish()
 
+    def _rearm(self) -> None:
+        """Make ``wait()`` wait again (a re-download of a finished run is under way)."""
+        with self._lock:
+            if self._future.done():
+                self._future = concurrent.futures.Future()
+            self.download_error = None
+            self._failure = None
+
     def _detach(self, error: Exception) -> None:
         """Release waiters without recording anything: the run is still what the log says it is."""
         with self._lock:

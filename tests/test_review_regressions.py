@@ -130,3 +130,21 @@ def test_a_broken_submission_ends_the_sweep_instead_of_hanging(client: rn.Client
 def test_signed_urls_never_reach_messages(client: rn.Client) -> None:
     text = client.transport.redact("GET http://cdn.example/f/a.glb?X-Amz-Signature=abc123&Expires=9: timeout")
     assert "abc123" not in text and "http://cdn.example/f/a.glb?..." in text
+
+
+def test_download_again_then_wait_again(client: rn.Client) -> None:
+    real = client.downloader.fetch
+    calls = {"n": 0}
+
+    def fails_once(*args: object, **kwargs: object) -> object:
+        calls["n"] += 1
+        if calls["n"] == 1:
+            raise rn.AssetError("connection reset mid-download")
+        return real(*args, **kwargs)  # type: ignore[arg-type]
+
+    client.downloader.fetch = fails_once  # type: ignore[method-assign]
+    run = client.generate(prompt="a chair", seed=1, quality="extra-low")
+    with pytest.raises(rn.AssetError, match=r"client\.download"):
+        run.wait(timeout=30)
+    client.download(run)
+    assert run.wait(timeout=30).glb is not None

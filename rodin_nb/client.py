@@ -183,6 +183,7 @@ class Client:
         self.engine.stop()
         self.transport.close()
         self.log.close()
+        self.store.close()
         if self._sandbox_server is not None:
             self._sandbox_server.stop()
 

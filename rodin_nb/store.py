@@ -12,8 +12,10 @@ import binascii
 import hashlib
 import logging
 import os
+import sqlite3
 import struct
 import tempfile
+import threading
 import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -99,16 +101,32 @@ class AssetStore:
 
     def __init__(self, root: Path) -> None:
         self.root = Path(root)
+        self._verified = VerifiedIndex(self.root / "verified.sqlite")
 
     def path_for(self, sha256: str, ext: str) -> Path:
         return self.root / sha256[:2] / f"{sha256}{ext}"
 
     def has(self, sha256: str, ext: str) -> Path | None:
-        """The stored file if present and intact (its content is re-hashed)."""
+        """The stored file if present and intact.
+
+        Its content is hashed only when the file changed since it was last verified (size, mtime or
+        ctime differ), so checking a workspace of many results after a restart costs a ``stat`` each.
+        """
         path = self.path_for(sha256, ext)
-        if path.is_file() and _sha256_file(path) == sha256:
+        stamp = _stamp(path)
+        if stamp is None:
+            return None
+        signature, settled = stamp
+        if self._verified.get(path.name) == signature:
             return path
-        return None
+        if _sha256_file(path) != sha256:
+            return None
+        if settled:
+            self._verified.put(path.name, signature)
+        return path
+
+    def close(self) -> None:
+        self._verified.close()
 
     def put_stream(
         self,
@@ -150,6 +168,90 @@ class AssetStore:
             return final, sha, size
         finally:
             tmp.unlink(missing_ok=True)
+
+
+# A file changed less than this long ago is hashed again on its next check rather than trusted by its
+# stat signature: file-system clocks are coarse (a few ms), so a same-size write within one tick of the
+# check would otherwise go unnoticed (the "racy clean" case git handles the same way).
+SETTLE_NS = 2_000_000_000
+
+
+def _stamp(path: Path) -> tuple[str, bool] | None:
+    """A file's stat signature (what changes whenever its bytes do) and whether it is old enough to trust.
+
+    ``ctime`` is included because a user can set ``mtime`` back, but not ``ctime``.
+    """
+    try:
+        st = path.stat()
+    except OSError:
+        return None
+    if not path.is_file():
+        return None
+    signature = f"{st.st_size}:{st.st_mtime_ns}:{st.st_ctime_ns}:{st.st_ino}"
+    newest = max(st.st_mtime_ns, st.st_ctime_ns)
+    return signature, time.time_ns() - newest > SETTLE_NS
+
+
+class VerifiedIndex:
+    """Which stored files were hashed and found intact, keyed by file name, with their stat signature.
+
+    A cache shared by every process using the workspace: losing it (deleted, corrupt, locked) only means
+    hashing again, so every failure falls back to an in-memory map instead of raising.
+    """
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._memory: dict[str, str] = {}
+        self._conn: sqlite3.Connection | None = None
+        self._broken = False
+        self._lock = threading.Lock()
+
+    def _db(self) -> sqlite3.Connection | None:
+        if self._conn is None and not self._broken:
+            try:
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+                conn = sqlite3.connect(self.path, timeout=5.0, isolation_level=None, check_same_thread=False)
+                conn.execute("PRAGMA journal_mode=WAL")
+                conn.execute(
+                    "CREATE TABLE IF NOT EXISTS verified (name TEXT PRIMARY KEY, signature TEXT NOT NULL)"
+                )
+                self._conn = conn
+            except (sqlite3.Error, OSError) as exc:
+                log.info("verified-file index %s unusable (%s); hashing files instead", self.path, exc)
+                self._broken = True
+        return self._conn
+
+    def get(self, name: str) -> str | None:
+        with self._lock:
+            if name in self._memory:
+                return self._memory[name]
+            db = self._db()
+            if db is None:
+                return None
+            try:
+                row = db.execute("SELECT signature FROM verified WHERE name=?", (name,)).fetchone()
+            except sqlite3.Error:
+                return None
+            return str(row[0]) if row else None
+
+    def put(self, name: str, signature: str) -> None:
+        with self._lock:
+            self._memory[name] = signature
+            db = self._db()
+            if db is None:
+                return
+            try:
+                db.execute(
+                    "INSERT OR REPLACE INTO verified (name, signature) VALUES (?, ?)", (name, signature)
+                )
+            except sqlite3.Error as exc:
+                log.info("could not record a verified file (%s)", exc)
+
+    def close(self) -> None:
+        with self._lock:
+            if self._conn is not None:
+                self._conn.close()
+                self._conn = None
 
 
 def _sha256_file(path: Path) -> str:

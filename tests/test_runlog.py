@@ -10,12 +10,14 @@ import sqlite3
 import subprocess
 import sys
 import textwrap
+import time
 from pathlib import Path
 
 import pandas as pd
 import pytest
 
 import rodin_nb as rn
+from rodin_nb import store as store_module
 from rodin_nb.runlog import SCHEMA_VERSION, RunLog
 from rodin_nb.sandbox import SandboxServer, serve
 
@@ -251,13 +253,30 @@ class TestResume:
             assert missing.status == "lost"
         assert sandbox.stats()["jobs_created"] == 1
 
+    @pytest.mark.parametrize("damage", ["truncated", "same_size_edit", "deleted", "index_garbage"])
     def test_missing_or_corrupt_file_is_fetched_again(
-        self, client: rn.Client, sandbox: SandboxServer
+        self, client: rn.Client, sandbox: SandboxServer, damage: str, monkeypatch: pytest.MonkeyPatch
     ) -> None:
+        # Files are trusted by their stat signature once verified; trust them at once here (not after
+        # the usual settling time) so the damage below must be noticed through a changed signature.
+        monkeypatch.setattr(store_module, "SETTLE_NS", 0)
         run = client.generate(prompt="a chair", seed=1, quality="extra-low").wait(timeout=30)
         assert run.glb is not None
         good = run.glb.read_bytes()
-        run.glb.write_bytes(good[: len(good) // 2])
+        assert client.resume() == []  # intact: nothing to do (and now known to be intact)
+        time.sleep(0.05)  # past the file system's clock tick, so the damage changes mtime/ctime
+        if damage == "truncated":
+            run.glb.write_bytes(good[: len(good) // 2])
+        elif damage == "same_size_edit":  # one byte flipped in place: same size, same inode
+            with run.glb.open("r+b") as handle:
+                handle.seek(len(good) - 1)
+                handle.write(bytes([good[-1] ^ 0xFF]))
+        elif damage == "deleted":
+            run.glb.unlink()
+        else:  # the verified-file index itself is garbage: it is only a cache, so files are hashed
+            client.close()
+            (client.workspace / "assets" / "verified.sqlite").write_bytes(b"not a database" * 100)
+            run.glb.write_bytes(good[:100])
         with make_client(sandbox, client.workspace) as other:
             (again,) = other.resume()
             again.wait(timeout=30)

@@ -145,8 +145,11 @@ class Engine:
                 if self._stopped:
                     return
                 _, _, run = heapq.heappop(self._heap)
+            # Finding the job of a run submitted elsewhere may list jobs several times with pauses in
+            # between: it goes to the work pool, so it never holds up the quick status checks.
+            pool = self._pool if run.job_id is not None else self._work_pool
             try:
-                self._pool.submit(self._poll_once, run)
+                pool.submit(self._poll_once, run)
             except RuntimeError:  # pool shut down while stopping
                 return
 

@@ -37,7 +37,7 @@ from .errors import (
 )
 from .jobs import PollPolicy, Run
 from .runlog import RunLog, owner_alive
-from .schema import DEFAULT_MODEL_ID, ModelSchema, RodinRequest, canonical_json, image_bytes
+from .schema import DEFAULT_MODEL_ID, ModelSchema, RodinRequest, canonical_json, draw_seed, image_bytes
 from .store import AssetStore, Downloader, StoredFile
 from .transport import RetryPolicy, Transport, is_loopback_url
 
@@ -404,6 +404,9 @@ class Client:
         """
         from .sweep import Sweep, expand_grid, plan_requests
 
+        if grid.get("seed") is None and not any("seed" in case for case in cases or []):
+            # One seed for the whole grid: a tier or quality comparison must not be a seed change too.
+            grid["seed"] = draw_seed()
         rows = expand_grid(self.schema, grid, cases)
         return Sweep(self, plan_requests(self.schema, rows), concurrency=concurrency)
 

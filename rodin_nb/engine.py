@@ -92,8 +92,11 @@ class Engine:
         run.resolve_job_id = resolve
         self.track(run, delay=0)
 
-    def run_task(self, task: Callable[[], None]) -> None:
-        """Run ``task`` on the I/O pool (used to submit a sweep's next runs off the polling path)."""
+    def run_task(self, task: Callable[[], None]) -> bool:
+        """Run ``task`` on the I/O pool (used to submit a sweep's next runs off the polling path).
+
+        Returns False when the engine is stopped (the client closed) and the task will never run.
+        """
 
         def guarded() -> None:
             try:
@@ -101,8 +104,11 @@ class Engine:
             except Exception:
                 log.exception("background task failed")
 
-        with contextlib.suppress(RuntimeError):  # the pool is shut down: the client is closing
+        try:
             self._work_pool.submit(guarded)
+        except RuntimeError:  # the pool is shut down: the client is closing
+            return False
+        return True
 
     def active_runs(self) -> list[Run]:
         with self._cv:

@@ -20,7 +20,8 @@
     │   ├── JobCanceled             status "canceled"
     │   └── JobTimeout (+TimeoutError) wait() gave up; the job keeps running and can be re-attached
     ├── BudgetExceeded              a sweep would spend more than its budget
-    └── AssetError                  download, integrity or expired-URL trouble
+    ├── AssetError                  download, integrity or expired-URL trouble
+    └── NotInLogError (+KeyError)   a run or sweep id the workspace's run log does not have
 
 HTTP statuses are mapped to classes in exactly one place: :func:`error_for_status`.
 Messages never contain credentials: the transport redacts them before an error is built.
@@ -49,6 +50,7 @@ __all__ = [
     "JobFailed",
     "JobTimeout",
     "NotFoundError",
+    "NotInLogError",
     "PermissionDeniedError",
     "RateLimitError",
     "RodinError",
@@ -213,3 +215,10 @@ def error_for_status(status_code: int) -> type[APIError]:
     if status_code >= 500:
         return ServerError
     return _STATUS_CLASSES.get(status_code, APIError)
+
+
+class NotInLogError(RodinError, KeyError):
+    """A run or sweep id that the workspace's run log does not have (a typo, or another workspace)."""
+
+    def __str__(self) -> str:  # KeyError would quote the message like a dict key
+        return str(self.args[0]) if self.args else ""

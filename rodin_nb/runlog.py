@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ._version import __version__
-from .errors import ConfigError
+from .errors import ConfigError, NotInLogError
 from .jobs import ACTIVE_STATUSES
 
 if TYPE_CHECKING:
@@ -142,6 +142,19 @@ def default_workspace() -> Path:
     return Path(os.environ.get("RODIN_NB_HOME") or "rodin_runs")
 
 
+def _reusable(
+    conn: sqlite3.Connection, service: str, model_id: str, params_hash: str
+) -> dict[str, Any] | None:
+    """A paid-for run of this request: a success first, else the newest still running."""
+    row = conn.execute(
+        f"SELECT * FROM runs WHERE model_id=? AND service=? AND params_hash=? "
+        f"AND status IN ({','.join('?' * len(REUSABLE))}) ORDER BY status='success' DESC, "
+        "submitted_at DESC LIMIT 1",
+        (model_id, service, params_hash, *REUSABLE),
+    ).fetchone()
+    return _decode(row) if row is not None else None
+
+
 def _now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="milliseconds")
 
@@ -237,14 +250,9 @@ class RunLog:
         """
         with self._write() as conn:
             if reuse:
-                existing = conn.execute(
-                    f"SELECT * FROM runs WHERE model_id=? AND service=? AND params_hash=? "
-                    f"AND status IN ({','.join('?' * len(REUSABLE))}) ORDER BY status='success' DESC, "
-                    "submitted_at DESC LIMIT 1",
-                    (row["model_id"], row["service"], row["params_hash"], *REUSABLE),
-                ).fetchone()
+                existing = _reusable(conn, row["service"], row["model_id"], row["params_hash"])
                 if existing is not None:
-                    return _decode(existing)
+                    return existing
             values = {
                 "owner": self.owner,
                 **row,
@@ -258,6 +266,11 @@ class RunLog:
                 [_encode(name, value) for name, value in values.items()],
             )
         return None
+
+    def find_reusable(self, service: str, model_id: str, params_hash: str) -> dict[str, Any] | None:
+        """The row that already answers this request (succeeded, or still running), if any."""
+        with self._lock:
+            return _reusable(self._connect(), service, model_id, params_hash)
 
     def update(self, run_id: str, **fields: Any) -> None:
         if not fields:
@@ -328,7 +341,10 @@ class RunLog:
         with self._lock:
             row = self._connect().execute("SELECT * FROM sweeps WHERE sweep_id=?", (sweep_id,)).fetchone()
         if row is None:
-            raise KeyError(f"no sweep {sweep_id!r} in {self.path}")
+            raise NotInLogError(
+                f"no sweep {sweep_id!r} in {self.path}; the sweeps there are listed by RunLog.sweeps() "
+                "(or `rodin-nb log`)"
+            )
         out = dict(row)
         out["plan"] = json.loads(out["plan"])
         return out
@@ -350,7 +366,7 @@ class RunLog:
         with self._lock:
             row = self._connect().execute("SELECT * FROM runs WHERE run_id=?", (run_id,)).fetchone()
         if row is None:
-            raise KeyError(f"no run {run_id!r} in {self.path}")
+            raise NotInLogError(f"no run {run_id!r} in {self.path} (run ids are the log's index: log.df)")
         return _decode(row)
 
     def rows(self, where: str = "1=1", params: Sequence[Any] = ()) -> list[dict[str, Any]]:

@@ -426,8 +426,9 @@ def _cross_field_problems(
     """Rodin's own rules between fields (API_CONTRACT.md §6.1), as errors or warnings by certainty.
 
     - Sketch never uses hyper mode (two sources agree): asking for it is an error.
-    - Sketch forces quality=medium (one source): an explicit other quality is a warning; the request is
-      sent as asked and the run log records what was asked.
+    - Sketch forces quality=medium (API_CONTRACT.md §6, not contradicted): an explicit other quality is a
+      warning and the request is sent and logged as medium, so Sketch runs that differ only in an
+      ignored quality are one request (answered from the log, never paid twice).
     - Sketch and Shaded: the sources conflict, so only a warning.
     - conditionMode only matters with several images: a warning.
     """
@@ -440,8 +441,8 @@ def _cross_field_problems(
             )
         if "quality" in given and params.get("quality") not in (None, "medium"):
             notes.append(
-                f"tier='Sketch' forces quality='medium'; quality={params['quality']!r} will be ignored "
-                "by the service (use tier='Regular' to choose the quality)"
+                f"tier='Sketch' forces quality='medium'; quality={params['quality']!r} is sent as "
+                "'medium' (use tier='Regular' to choose the quality)"
             )
         if params.get("material") == "Shaded":
             notes.append(
@@ -458,7 +459,8 @@ def _is_blank(value: Any) -> bool:
     return value is None or (isinstance(value, (list, tuple)) and len(value) == 0)
 
 
-def _draw_seed() -> int:
+def draw_seed() -> int:
+    """A seed for a request that gave none (sent, so the run can be reproduced from its row)."""
     return random.SystemRandom().randint(0, SEED_MAX)
 
 
@@ -506,17 +508,17 @@ class RodinRequest:
                 for issue in _required_problems(spec, defined):
                     problems.append((spec.name, issue))
         full = {**self.schema.defaults(), **normalised}
-        if full.get("tier") == "Sketch" and "quality" not in given and "quality" in self.schema:
-            # Sketch always runs at medium quality; record what the service will do, not the default.
-            full["quality"] = "medium"
         errors, notes = _cross_field_problems(given, full)
+        if full.get("tier") == "Sketch" and "quality" in self.schema:
+            # Sketch always runs at medium quality: send and record what the service will do.
+            full["quality"] = "medium"
         problems.extend(errors)
         if problems:
             raise ValidationError(problems)
         for note in notes:
             warnings.warn(note, RodinWarning, stacklevel=2)
         if "seed" in self.schema and "seed" not in full:
-            full["seed"] = _draw_seed()
+            full["seed"] = draw_seed()
             self.seed_drawn = True
         else:
             self.seed_drawn = False

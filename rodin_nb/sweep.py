@@ -17,7 +17,7 @@ import uuid
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from .errors import BudgetExceeded, ValidationError
+from .errors import BudgetExceeded, RodinError, ValidationError
 from .jobs import ACTIVE_STATUSES, TERMINAL_STATUSES, Run
 from .runlog import REUSABLE, owner_alive
 from .schema import ModelSchema, RodinRequest
@@ -105,12 +105,14 @@ class Sweep:
         self._next = 0
         self._lock = threading.RLock()
         self._stopped = False
+        self._canceled = False
         self._done = threading.Event()
         self._started_at: float | None = None
         self.error: BaseException | None = None
         self._cost_cache: dict[tuple[Any, ...], float] = {}
         self._listeners: list[Callable[[Sweep], None]] = []
         self._submitting = 0  # submissions in progress (slots reserved before the generate call)
+        self._reserved_cost = 0.0  # expected cost of those submissions, held against the budget
 
     def __repr__(self) -> str:
         counts = self.counts()
@@ -193,11 +195,15 @@ class Sweep:
             estimate=self._estimate,
         )
         with self._lock:
-            self._stopped = False
+            # Starting again (after pause(), an interrupt or an error) continues the plan from here.
+            self._stopped = self._canceled = False
+            self.error = None
+            self._done.clear()
             self._started_at = self._started_at or time.monotonic()
         # Submissions (uploads and generate calls) happen on the engine's threads, never the caller's:
         # start() returns at once and an interrupt in the caller cannot land inside a submission.
-        self.client.engine.run_task(self._pump)
+        if not self.client.engine.run_task(self._pump):
+            self._fail(RodinError(f"sweep {self.sweep_id} cannot start: its client is closed"))
         return self
 
     def run(self, budget: float | None = None, *, progress: bool = True) -> pd.DataFrame:
@@ -233,14 +239,25 @@ class Sweep:
             self._stopped = True
 
     def cancel(self) -> int:
-        """Stop submitting and cancel the jobs still running; returns how many were canceled."""
-        self.pause()
+        """Stop submitting and cancel the jobs still running; returns how many were canceled.
+
+        A submission already under way is canceled as soon as its job exists (see ``_submit``), so
+        ``wait()`` returns only once nothing of this sweep is left running.
+        """
+        with self._lock:
+            self._stopped = self._canceled = True
         canceled = 0
         for run in list(self._runs.values()):
             if not run.done and run.job_id and run.cancel():
                 canceled += 1
         self._check_done()
         return canceled
+
+    def _fail(self, exc: BaseException) -> None:
+        with self._lock:
+            self._stopped = True
+            self.error = exc
+        self._check_done()
 
     def _pump(self) -> None:
         """Submit planned runs while there is room; called at start and whenever a run ends."""
@@ -260,29 +277,33 @@ class Sweep:
                 )
                 if in_flight >= self.concurrency:
                     break
-                if (
-                    self.budget is not None
-                    and self.spent() + self._next_cost(self._next) > self.budget + 1e-9
-                ):
+                cost = self._expected_cost(self._next)
+                committed = self.spent() + self._reserved_cost
+                if self.budget is not None and committed + cost > self.budget + 1e-9:
                     self._stopped = True
                     self.error = BudgetExceeded(
                         f"sweep {self.sweep_id} stopped before run {self._next}: its cost would pass the "
-                        "budget "
-                        f"of {self.budget:g} (spent {self.spent():g}); runs already submitted finish"
+                        f"budget of {self.budget:g} (spent or committed {committed:g}); runs already "
+                        "submitted finish"
                     )
                     break
                 index = self._next
                 self._next += 1
                 self._submitting += 1
+                self._reserved_cost += cost
             try:
                 self._submit(index)
             finally:
                 with self._lock:
                     self._submitting -= 1
+                    self._reserved_cost -= cost
 
-    def _next_cost(self, index: int) -> float:
-        key = self._cost_key(self.requests[index])
-        return self._cost_cache.get(key, 0.0)
+    def _expected_cost(self, index: int) -> float:
+        """What submitting this planned run will cost: nothing when the log already answers it."""
+        req = self.requests[index]
+        if self.client.log.find_reusable(self.client.service, self.client.model_id, req.params_hash):
+            return 0.0
+        return self._cost_cache.get(self._cost_key(req), 0.0)
 
     def _submit(self, index: int) -> None:
         try:
@@ -294,6 +315,9 @@ class Sweep:
             return
         with self._lock:
             self._runs[index] = run
+            canceled = self._canceled
+        if canceled and not run.done and run.job_id and run.sweep_id == self.sweep_id:
+            run.cancel()  # cancel() came while this job was being created: it must not run on
         run.on_change(self._on_change)
         if run.done:
             self._on_change(run)
@@ -302,23 +326,30 @@ class Sweep:
         """Call ``callback(sweep)`` after any of its runs changes (from the engine thread)."""
         self._listeners.append(callback)
 
-    def _on_change(self, run: Run) -> None:
+    def _notify(self) -> None:
         for callback in list(self._listeners):
             try:
                 callback(self)
             except Exception:  # a broken display must not stop the sweep
                 log.exception("sweep listener failed")
+
+    def _on_change(self, run: Run) -> None:
+        self._notify()
         if run.done:
             # Called from the engine thread: hand the next submission to the engine's pool so polling is
             # never blocked by an upload or a generate call.
             self.client.engine.run_task(self._pump)
 
     def _check_done(self) -> None:
+        """Done once nothing more will be submitted, no submission is under way and every run ended."""
         with self._lock:
-            submitted_all = self._next >= len(self.requests) or self._stopped
-            finished = all(run.done for run in self._runs.values())
-        if submitted_all and finished:
-            self._done.set()
+            nothing_to_submit = self._stopped or self._next >= len(self.requests)
+            finished = self._submitting == 0 and all(run.done for run in self._runs.values())
+            newly_done = nothing_to_submit and finished and not self._done.is_set()
+            if newly_done:
+                self._done.set()
+        if newly_done:
+            self._notify()  # displays draw the final state (their last update may predate the end)
 
     # --- reading -------------------------------------------------------------------------------------
 
@@ -358,13 +389,24 @@ class Sweep:
         remaining = (
             elapsed * (1 - fraction) / fraction if 0 < fraction < 1 else (0.0 if fraction >= 1 else None)
         )
+        spent = self.spent()
+        estimate = None
+        if self._estimate is not None:
+            # What the whole sweep is expected to cost: billed so far plus the runs not yet submitted
+            # (a reopened sweep's saved estimate covered only what was left to pay when it was made).
+            logged = self._logged()
+            estimate = spent + sum(
+                self._cost_cache.get(self._cost_key(req), 0.0)
+                for req in self.requests[self._next :]
+                if req.params_hash not in logged
+            )
         return {
             "counts": self.counts(),
             "total": total,
             "ended": ended,
             "fraction": fraction,
-            "spent": self.spent(),
-            "estimate": self._estimate,
+            "spent": spent,
+            "estimate": estimate,
             "elapsed_s": elapsed,
             "remaining_s": remaining,
         }
@@ -435,6 +477,10 @@ def reopen(client: Client, sweep_id: str) -> Sweep:
         row = by_hash.get(req.params_hash)
         if row is not None and not row.get("job_id") and row["status"] != "success":
             row = _settle_unsubmitted(client, row)
+        if row is None:
+            # Answered from the log by a run outside this sweep (an earlier generate() or sweep): it
+            # belongs to the results all the same, and costs nothing.
+            row = client.log.find_reusable(client.service, client.model_id, req.params_hash)
         if row is not None:
             run = client.run(row["run_id"])
             sweep._runs[index] = run

@@ -131,6 +131,15 @@ class TestNoDoubleSpend:
         assert df.loc[c.run_id, "reuse"] == False  # noqa: E712 (pandas boolean)
         assert df.loc[a.run_id, "params_hash"] == df.loc[c.run_id, "params_hash"]
 
+    def test_sketch_quality_the_service_ignores_is_not_paid_twice(
+        self, client: rn.Client, sandbox: SandboxServer
+    ) -> None:
+        first = client.generate(prompt="a chair", tier="Sketch", seed=3).wait(timeout=30)
+        with pytest.warns(rn.RodinWarning, match="forces quality='medium'"):
+            again = client.log.rerun(first.run_id, quality="low")
+        assert again.run_id == first.run_id and sandbox.stats()["jobs_created"] == 1
+        assert client.log.get(first.run_id)["params"]["quality"] == "medium"
+
     def test_running_request_is_not_submitted_twice(self, tmp_path: Path) -> None:
         with serve(job_seconds=1.0) as sb, make_client(sb, tmp_path) as client:
             a = client.generate(prompt="a vase", seed=1, quality="extra-low")

@@ -83,7 +83,9 @@ class TestRodinRequest:
     def test_sketch_with_explicit_quality_warns(self) -> None:
         with pytest.warns(rn.RodinWarning, match="forces quality='medium'"):
             req = rn.RodinRequest(prompt="chair", tier="Sketch", quality="high", seed=1)
-        assert req.params["quality"] == "high"  # sent as asked; the log records what was asked
+        # Sent and logged as what the service will do, so it is the same request as the default.
+        assert req.params["quality"] == "medium"
+        assert req.params_hash == rn.RodinRequest(prompt="chair", tier="Sketch", seed=1).params_hash
 
     def test_sketch_refuses_hyper_mode(self) -> None:
         assert "useHyper" in problems_of(prompt="chair", tier="Sketch", useHyper=True)

@@ -69,7 +69,7 @@ def rows(n: int) -> list[tuple[dict, dict]]:
 def main(n: int = 10_000) -> None:
     data = rows(n)
     with tempfile.TemporaryDirectory() as tmp:
-        log = RunLog(Path(tmp) / "ws")
+        log = RunLog(Path(tmp) / "ws", create=True)
         start = time.perf_counter()
         for claim, final in data:
             log.claim(claim, reuse=True)  # one atomic check-and-insert transaction, as generate() does

@@ -32,9 +32,14 @@ def _err(text: str) -> None:
 def _cmd_sandbox(args: argparse.Namespace) -> int:
     from .sandbox import serve
 
-    with serve(
-        port=args.port, speed=args.speed, job_seconds=args.job_seconds, parallel_jobs=args.parallel_jobs
-    ) as server:
+    try:
+        server = serve(
+            port=args.port, speed=args.speed, job_seconds=args.job_seconds, parallel_jobs=args.parallel_jobs
+        )
+    except OSError as exc:  # the port is taken, or not ours to bind
+        _err(f"rodin-nb: cannot serve on 127.0.0.1:{args.port}: {exc.strerror or exc}; choose another --port")
+        return 2
+    with server:
         _out(f"rodin_nb sandbox serving Scenario's API at {server.url}  (Ctrl-C to stop)")
         _out(f"  use it with: SCENARIO_BASE_URL={server.url} or rn.connect(base_url={server.url!r})")
         try:
@@ -151,15 +156,18 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
 
 
 def _cmd_log(args: argparse.Namespace) -> int:
+    from .errors import ConfigError
+    from .logframe import flat_frame
     from .runlog import RunLog, default_workspace
 
-    log = RunLog(args.workspace or default_workspace())
-    if not log.path.exists():
-        _err(f"rodin-nb: no run log in {log.workspace} (nothing has run there yet)")
+    try:
+        log = RunLog(args.workspace or default_workspace())
+    except ConfigError as exc:
+        _err(f"rodin-nb: {exc}")
         return 1
     frame = log.df
     if args.format == "csv":
-        sys.stdout.write(frame.to_csv(index=False))
+        sys.stdout.write(flat_frame(frame).to_csv(index=False))
     elif args.format == "json":
         sys.stdout.write(frame.to_json(orient="records", date_format="iso", indent=1) + "\n")
     else:

@@ -17,7 +17,7 @@ import pandas as pd
 
 from .schema import ModelSchema
 
-__all__ = ["diff_rows", "export_frame", "load_frame", "raw_to_frame"]
+__all__ = ["diff_rows", "export_frame", "flat_frame", "load_frame", "raw_to_frame"]
 
 # Column order of log.df; parameter columns are inserted after "model_id".
 LEADING = ["run_id", "sweep_id", "backend", "model_id"]
@@ -90,18 +90,27 @@ def diff_rows(a: Mapping[str, Any], b: Mapping[str, Any]) -> pd.DataFrame:
     return frame
 
 
+def flat_frame(frame: pd.DataFrame) -> pd.DataFrame:
+    """The frame with its list/dict columns as JSON text, for CSV and Parquet.
+
+    Parquet needs one type per column, and CSV would otherwise hold Python reprs (``['a']``) that no
+    other tool reads back; JSON export keeps them as real arrays and objects.
+    """
+    flat = frame.copy()
+    for name in ("asset_ids", "files", "sha256", "bbox", "textures", "images"):
+        if name in flat:
+            flat[name] = flat[name].map(lambda v: None if v is None else _json(v))
+    return flat
+
+
 def export_frame(frame: pd.DataFrame, path: Path) -> Path:
     suffix = path.suffix.lower()
     path.parent.mkdir(parents=True, exist_ok=True)
+    flat = flat_frame(frame)
     if suffix == ".parquet":
-        # Parquet needs one type per column: lists/dicts become JSON text.
-        flat = frame.copy()
-        for name in ("asset_ids", "files", "sha256", "bbox", "textures", "images"):
-            if name in flat:
-                flat[name] = flat[name].map(lambda v: None if v is None else _json(v))
         flat.to_parquet(path, index=False)
     elif suffix == ".csv":
-        frame.to_csv(path, index=False)
+        flat.to_csv(path, index=False)
     elif suffix == ".json":
         frame.to_json(path, orient="records", date_format="iso", indent=1)
     else:

@@ -7,6 +7,7 @@ by the waiting (main) thread.
 
 from __future__ import annotations
 
+import shutil
 import sys
 import threading
 import time
@@ -100,7 +101,9 @@ def watch(sweep: Sweep) -> Any:
     tty = stream.isatty()
     while not sweep.done:
         if tty:
-            stream.write("\r" + progress_line(sweep)[:150].ljust(150))
+            # Never wider than the terminal: a wrapped line cannot be redrawn in place with "\r".
+            width = max(20, shutil.get_terminal_size((100, 24)).columns - 1)
+            stream.write("\r" + progress_line(sweep)[:width].ljust(width))
             stream.flush()
         sweep._done.wait(0.25)
     stream.write(("\r" if tty else "") + progress_line(sweep) + "\n")

@@ -171,10 +171,24 @@ class RunLog:
     """
 
     def __init__(
-        self, workspace: str | os.PathLike[str] | None = None, *, client: Client | None = None
+        self,
+        workspace: str | os.PathLike[str] | None = None,
+        *,
+        client: Client | None = None,
+        create: bool | None = None,
     ) -> None:
+        """Open the run log of ``workspace``.
+
+        A client's log is created on first use; opened for analysis (no client) a log must already exist,
+        so a mistyped folder is an error rather than a new, empty log. ``create`` overrides either way.
+        """
         self.workspace = Path(workspace) if workspace is not None else default_workspace()
         self.path = self.workspace / LOG_FILE
+        if not (client is not None if create is None else create) and not self.path.is_file():
+            raise ConfigError(
+                f"no run log in {self.workspace} (no {LOG_FILE} there): nothing has run in that folder; "
+                "check the path, or create a log with rn.connect(workspace=...)"
+            )
         self._client = client
         self._lock = threading.RLock()
         self._conn: sqlite3.Connection | None = None

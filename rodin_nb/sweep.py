@@ -426,17 +426,40 @@ class Sweep:
         return compare_runs(self.runs, rows=rows, cols=cols, **options)
 
     def table(self) -> str:
-        """A plain-text comparison table (for terminals and logs)."""
-        lines = [f"{'seed':>6}  {'tier':<8}{'quality':<10}{'status':<10}{'cost':>6}{'faces':>8}{'time_s':>8}"]
+        """A plain-text comparison table (for terminals and logs): seed, every swept parameter, results."""
+        swept = [
+            name
+            for name in self.client.schema.names
+            if name != "seed" and len({repr(req.params.get(name)) for req in self.requests}) > 1
+        ]
+        header = ["seed", *swept, "status", "cost", "faces", "time_s"]
+        rows = []
         for run in self.runs:
             stats = run.mesh_stats or {}
-            cost = f"{run.cost:g}" if run.cost is not None else "-"
-            secs = f"{run.duration_s:.1f}" if run.duration_s is not None else "-"
-            lines.append(
-                f"{run.seed!s:>6}  {run.params.get('tier')!s:<8}{run.params.get('quality')!s:<10}"
-                f"{run.status:<10}{cost:>6}{stats.get('faces', '-')!s:>8}{secs:>8}"
+            rows.append(
+                [
+                    str(run.seed),
+                    *(_cell(run.params.get(name)) for name in swept),
+                    run.status,
+                    f"{run.cost:g}" if run.cost is not None else "-",
+                    str(stats.get("faces", "-")),
+                    f"{run.duration_s:.1f}" if run.duration_s is not None else "-",
+                ]
             )
-        return "\n".join(lines)
+        widths = [max(len(row[i]) for row in [header, *rows]) for i in range(len(header))]
+        numeric = {0, len(header) - 3, len(header) - 2, len(header) - 1}  # right-aligned columns
+        return "\n".join(
+            "  ".join(
+                cell.rjust(widths[i]) if i in numeric else cell.ljust(widths[i]) for i, cell in enumerate(row)
+            ).rstrip()
+            for row in [header, *rows]
+        )
+
+
+def _cell(value: Any, width: int = 28) -> str:
+    """A parameter value shortened for a table cell (long prompts end in an ellipsis)."""
+    text = ", ".join(map(str, value)) if isinstance(value, (list, tuple)) else str(value)
+    return text if len(text) <= width else text[: width - 1] + "…"
 
 
 def _settle_unsubmitted(client: Client, row: dict[str, Any]) -> dict[str, Any] | None:

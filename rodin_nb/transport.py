@@ -160,6 +160,10 @@ class Transport:
                 f"base_url must use https for a non-loopback host ({parts.hostname}); "
                 "plain http is only allowed for 127.0.0.1/localhost (the sandbox)"
             )
+        if parts.path.strip("/") == "":
+            # Every Scenario route lives under /v1: a bare host would answer 404 to everything.
+            log.info("base_url %s has no path; using %s/v1", base_url, base_url.rstrip("/"))
+            base_url = base_url.rstrip("/") + "/v1"
         self.base_url = base_url.rstrip("/") + "/"
         self.timeout = timeout
         self.retry = retry or RetryPolicy()

@@ -80,3 +80,11 @@ def test_sandbox_command_serves(tmp_path: Path) -> None:
         proc.wait(timeout=10)
         if proc.stdout is not None:
             proc.stdout.close()
+
+
+def test_sandbox_on_a_busy_port_says_so(tmp_path: Path) -> None:
+    with serve() as sb:
+        port = sb.url.split(":")[2].split("/")[0]
+        result = rodin_nb("sandbox", "--port", port, cwd=tmp_path)
+    assert result.returncode == 2 and f"127.0.0.1:{port}" in result.stderr
+    assert "Traceback" not in result.stderr

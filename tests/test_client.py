@@ -152,6 +152,10 @@ class TestCredentials:
         with pytest.raises(rn.ConfigError, match="https"):
             rn.connect("k", "s", base_url="http://api.example.com/v1")
 
+    def test_a_bare_host_gets_the_v1_prefix(self) -> None:
+        with rn.connect("k", "s", base_url="https://api.cloud.scenario.com", quiet=True) as c:
+            assert c.base_url == "https://api.cloud.scenario.com/v1/"
+
     def test_credentials_in_the_url_are_refused_without_echo(self) -> None:
         with pytest.raises(rn.ConfigError) as info:
             rn.connect(base_url="https://k:topsecret@api.example.com/v1")

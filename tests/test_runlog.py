@@ -321,6 +321,16 @@ class TestAnalysis:
         back = {".parquet": pd.read_parquet, ".csv": pd.read_csv, ".json": pd.read_json}[suffix](path)
         assert len(back) == 1 and back["seed"].iloc[0] == 1
 
+    def test_csv_export_reads_back_as_json_lists(self, client: rn.Client, tmp_path: Path) -> None:
+        run = client.generate(prompt="a chair", seed=1, quality="extra-low").wait(timeout=30)
+        back = pd.read_csv(client.log.export(tmp_path / "runs.csv"))
+        assert json.loads(back.loc[0, "files"]) == client.log.get(run.run_id)["files"]
+
+    def test_analysis_of_a_missing_workspace_is_an_error_not_a_new_log(self, tmp_path: Path) -> None:
+        with pytest.raises(rn.ConfigError, match="no run log"):
+            rn.RunLog(tmp_path / "typo")
+        assert not (tmp_path / "typo").exists()
+
     def test_export_refuses_unknown_formats(self, client: rn.Client, tmp_path: Path) -> None:
         with pytest.raises(ValueError, match="parquet"):
             client.log.export(tmp_path / "runs.xlsx")

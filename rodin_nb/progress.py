@@ -7,6 +7,7 @@ by the waiting (main) thread.
 
 from __future__ import annotations
 
+import html
 import shutil
 import sys
 import threading
@@ -16,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from .sweep import Sweep
 
-__all__ = ["SweepProgress", "in_notebook", "progress_line", "watch"]
+__all__ = ["SweepProgress", "finish", "in_notebook", "progress_line", "watch"]
 
 
 def in_notebook() -> bool:
@@ -67,6 +68,7 @@ class SweepProgress:
         self._min_interval_s = min_interval_s
         self._last = 0.0
         self._lock = threading.Lock()
+        self.handle: Any = None  # the display, re-sent with the final text once the sweep has ended
         sweep.on_change(self._changed)
         self.refresh()
 
@@ -83,10 +85,28 @@ class SweepProgress:
             self.bar.bar_style = "success" if self.sweep.done else ""
             self.label.value = progress_line(self.sweep)
 
-    def _ipython_display_(self) -> None:
-        from IPython.display import display
+    def _repr_mimebundle_(self, **kwargs: Any) -> Any:
+        """The live widget, plus its state as text and HTML for pages with no widget front end
+        (nbconvert HTML, GitHub), which would otherwise show the widget's Python repr."""
+        data = self.widget._repr_mimebundle_(**kwargs)
+        if not isinstance(data, dict):
+            return data
+        line = progress_line(self.sweep)
+        fraction = float(self.sweep.progress()["fraction"])
+        data["text/plain"] = line
+        data["text/html"] = (
+            f'<div><progress value="{fraction:.3f}" max="1" style="width:60%"></progress> '
+            f"<code>{html.escape(self.sweep.sweep_id)}</code><br><code>{html.escape(line)}</code></div>"
+        )
+        return data
 
-        display(self.widget)
+
+def finish(view: Any) -> None:
+    """Re-send a notebook display with the final state, from the waiting (main) thread, so saved and
+    exported notebooks show how the sweep ended rather than how it started."""
+    if isinstance(view, SweepProgress) and view.handle is not None:
+        view.refresh()
+        view.handle.update(view)
 
 
 def watch(sweep: Sweep) -> Any:
@@ -95,7 +115,7 @@ def watch(sweep: Sweep) -> Any:
         from IPython.display import display
 
         view = SweepProgress(sweep)
-        display(view.widget)
+        view.handle = display(view, display_id=True)
         return view
     stream = sys.stderr
     tty = stream.isatty()

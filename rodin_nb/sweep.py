@@ -213,16 +213,22 @@ class Sweep:
         ``budget``. A keyboard interrupt stops submitting new runs and leaves submitted jobs running:
         reopen with ``client.sweep_by_id(sweep_id)`` (or ``client.resume()``) later.
         """
+        view = None
         try:
             self.start(budget)
             if progress:
                 from .progress import watch
 
-                watch(self)
+                view = watch(self)
             self.wait()
         except KeyboardInterrupt:
             self.pause()
             raise
+        finally:
+            if view is not None:
+                from .progress import finish
+
+                finish(view)
         return self.df
 
     def wait(self, timeout: float | None = None) -> Sweep:

@@ -47,3 +47,6 @@ def test_wait_and_await_work_in_a_kernel(tmp_path: Path) -> None:
         if "application/vnd.jupyter.widget-view+json" in out.get("data", {})
     ]
     assert widget_views, "sweep.run() shows a live progress widget in a notebook"
+    # Saved and exported notebooks show how the sweep ended, as text and HTML next to the widget.
+    final = widget_views[-1]["data"]
+    assert final["text/plain"].startswith("100% 4/4 done") and "<progress" in final["text/html"]

@@ -48,7 +48,9 @@ def load_frame(conn: sqlite3.Connection) -> pd.DataFrame:
 
 
 def raw_to_frame(raw: pd.DataFrame) -> pd.DataFrame:
-    params = pd.DataFrame.from_records(_parse_json_column(raw["params"]), index=raw.index)
+    # pd.DataFrame(list, index=...) rather than from_records: pandas 2.x reads an empty list with an
+    # index argument as "no index columns" and fails on an empty log.
+    params = pd.DataFrame(_parse_json_column(raw["params"]), index=raw.index)
     names = [*_SNAPSHOT.names, *(c for c in params.columns if c not in _SNAPSHOT.names)]
     params = params.reindex(columns=names)
     frame = pd.concat([raw[LEADING], params, raw[[c for c in TRAILING if c in raw]].copy()], axis=1)
@@ -105,16 +107,15 @@ def flat_frame(frame: pd.DataFrame) -> pd.DataFrame:
 
 def export_frame(frame: pd.DataFrame, path: Path) -> Path:
     suffix = path.suffix.lower()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    flat = flat_frame(frame)
-    if suffix == ".parquet":
-        flat.to_parquet(path, index=False)
-    elif suffix == ".csv":
-        flat.to_csv(path, index=False)
-    elif suffix == ".json":
-        frame.to_json(path, orient="records", date_format="iso", indent=1)
-    else:
+    if suffix not in (".parquet", ".csv", ".json"):
         raise ValueError(f"cannot export to {path.name!r}: use a .parquet, .csv or .json file name")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if suffix == ".parquet":
+        flat_frame(frame).to_parquet(path, index=False)
+    elif suffix == ".csv":
+        flat_frame(frame).to_csv(path, index=False)
+    else:
+        frame.to_json(path, orient="records", date_format="iso", indent=1)
     return path
 
 

@@ -30,6 +30,7 @@ from .errors import (
     BadRequestError,
     ConfigError,
     ConflictError,
+    NotFoundError,
     PermissionDeniedError,
     RodinError,
     ServerError,
@@ -162,6 +163,7 @@ class Client:
         self._schema: ModelSchema | None = None
         self._lock = threading.RLock()
         self._runs: dict[str, Run] = {}
+        self._confirmed_uploads: set[str] = set()  # remembered uploads seen on the service this session
         self.log = RunLog(self.workspace, client=self)
         # How long a job created just before a dropped connection may take to appear in the job list.
         self.reconcile_settle_s = 0.05 if backend == "sandbox" else 1.5
@@ -575,12 +577,33 @@ class Client:
             )
         digest = hashlib.sha256(content).hexdigest()
         known = self.log.uploaded_asset(self.service, digest)
-        if known is not None:
+        if known is not None and self._upload_still_there(known):
             return known
+        if known is not None:
+            self.log.forget_upload(self.service, digest, known)
         mime = _sniff_image_type(content) or mimetypes.guess_type(name)[0] or "image/png"
         asset_id = str(self.api.upload_image(content, name, mime)["id"])
         self.log.record_upload(self.service, digest, asset_id)
         return self.log.uploaded_asset(self.service, digest) or asset_id
+
+    def _upload_still_there(self, asset_id: str) -> bool:
+        """Whether a remembered upload still exists on the service (asked once per process).
+
+        Assets can be deleted in Scenario's web app, and a sandbox started without its state folder
+        forgets them: a stale id would make every image-to-3D request with that picture fail.
+        """
+        if asset_id in self._confirmed_uploads:
+            return True
+        try:
+            self.api.get_asset(asset_id)
+        except NotFoundError:
+            log.info("uploaded image %s is gone from the service; uploading it again", asset_id)
+            return False
+        except RodinError as exc:  # cannot tell now: trust the log rather than upload again
+            log.info("could not check uploaded image %s (%s); using it", asset_id, exc)
+            return True
+        self._confirmed_uploads.add(asset_id)
+        return True
 
     def _with_uploaded_images(self, request: RodinRequest) -> RodinRequest:
         if not request.local_images:

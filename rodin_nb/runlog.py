@@ -320,6 +320,14 @@ class RunLog:
                 (service, sha256, asset_id, _now()),
             )
 
+    def forget_upload(self, service: str, sha256: str, asset_id: str) -> None:
+        """Drop a remembered upload the service no longer has (only that id: another process may
+        already have recorded a fresh one)."""
+        with self._write() as conn:
+            conn.execute(
+                "DELETE FROM uploads WHERE service=? AND sha256=? AND asset_id=?", (service, sha256, asset_id)
+            )
+
     # --- sweeps --------------------------------------------------------------------------------------
 
     def save_sweep(

@@ -96,6 +96,18 @@ class TestGenerate:
             assert second.upload_image(picture) == asset
         assert sandbox.stats()["requests"]["POST /v1/assets"] == 1
 
+    def test_an_upload_the_service_forgot_is_sent_again(self, tmp_path: Path) -> None:
+        picture = Image.new("RGB", (16, 16), "green")
+        with serve(job_seconds=0.2) as old, make_client(old, tmp_path) as first:
+            stale = first.upload_image(picture)
+        # Another service instance without that asset (a deleted asset, a sandbox without its state).
+        with serve(job_seconds=0.2) as new, make_client(new, tmp_path) as second:
+            run = second.generate(images=[picture], seed=1, quality="extra-low").wait(timeout=30)
+            assert run.status == "success" and run.params["images"] != [stale]
+            assert new.stats()["requests"]["POST /v1/assets"] == 1
+            second.generate(images=[picture], seed=2, quality="extra-low").wait(timeout=30)
+            assert new.stats()["requests"]["POST /v1/assets"] == 1  # remembered again
+
 
 class TestSchema:
     def test_live_schema_is_preferred(self, client: rn.Client) -> None:

@@ -289,8 +289,9 @@ class Grid(w.VBox):
     """Several 3D views side by side with linked cameras: orbit one, all follow.
 
     Build it with :func:`rodin_nb.compare` (or :func:`rodin_nb.viewer.compare_runs` to arrange runs by
-    two parameters). Attributes: ``cells`` (the live renderer slots), ``page`` (current page, settable),
-    ``pages``, ``toolbar`` (the controls), ``items_built()`` (models built so far).
+    two parameters). Attributes: ``cells`` (the live renderer slots), ``page`` (current page, counted
+    from 0 like any Python index, settable; the pager shows it counted from 1), ``pages``, ``toolbar``
+    (the controls), ``items_built()`` (models built so far).
     """
 
     def __init__(
@@ -675,7 +676,9 @@ class Grid(w.VBox):
                     continue
                 item = self._items[index]
                 x, y = c * size, r * (size + pad)
-                draw.text((x + 4, y + 3), item.label[: size // 6], fill=(40, 40, 40))
+                # The cell's place in the grid (e.g. "seed=1, tier=Sketch") says more than a run id.
+                label = _where(layout, r, c) or item.label
+                draw.text((x + 4, y + 3), label[: size // 6], fill=(40, 40, 40))
                 png = item.preview(size)
                 if png is None:
                     draw.text(

@@ -80,3 +80,29 @@ def test_sandbox_command_serves(tmp_path: Path) -> None:
         proc.wait(timeout=10)
         if proc.stdout is not None:
             proc.stdout.close()
+
+
+def test_sandbox_command_keeps_jobs_in_a_state_folder(tmp_path: Path) -> None:
+    exe = shutil.which("rodin-nb")
+    command = [exe] if exe else [sys.executable, "-m", "rodin_nb.cli"]
+    state = tmp_path / "state"
+    proc = subprocess.Popen(
+        [*command, "sandbox", "--port", "0", "--job-seconds", "0.2", "--state", str(state)],
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert proc.stdout is not None
+        url = proc.stdout.readline().split(" at ")[1].split()[0]
+        assert str(state) in proc.stdout.readline()
+        body = {"prompt": "a chair", "seed": 1, "quality": "extra-low"}
+        job = requests.post(url + "/generate/custom/model_rodin-hyper3d", json=body, timeout=10).json()["job"]
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+        if proc.stdout is not None:
+            proc.stdout.close()
+    with serve(state_dir=state) as sb:  # the next sandbox on the folder knows the job
+        listed = requests.get(sb.url + "/jobs", timeout=10).json()["jobs"]
+        assert [j["jobId"] for j in listed] == [job["jobId"]]

@@ -34,13 +34,19 @@ def _cmd_sandbox(args: argparse.Namespace) -> int:
 
     try:
         server = serve(
-            port=args.port, speed=args.speed, job_seconds=args.job_seconds, parallel_jobs=args.parallel_jobs
+            port=args.port,
+            speed=args.speed,
+            job_seconds=args.job_seconds,
+            parallel_jobs=args.parallel_jobs,
+            state_dir=args.state,
         )
     except OSError as exc:  # the port is taken, or not ours to bind
         _err(f"rodin-nb: cannot serve on 127.0.0.1:{args.port}: {exc.strerror or exc}; choose another --port")
         return 2
     with server:
         _out(f"rodin_nb sandbox serving Scenario's API at {server.url}  (Ctrl-C to stop)")
+        if server.state_dir is not None:
+            _out(f"  jobs and uploads kept in {server.state_dir}")
         _out(f"  use it with: SCENARIO_BASE_URL={server.url} or rn.connect(base_url={server.url!r})")
         try:
             threading.Event().wait()
@@ -212,6 +218,13 @@ def build_parser() -> argparse.ArgumentParser:
     sb.add_argument("--speed", type=float, default=1.0, help="time factor: 10 runs jobs 10x faster")
     sb.add_argument("--job-seconds", type=float, default=None, help="fix every job's running time")
     sb.add_argument("--parallel-jobs", type=int, default=4, help="per-account parallel-job limit")
+    sb.add_argument(
+        "--state",
+        metavar="DIR",
+        default=None,
+        help="keep jobs and uploads in DIR (shared with other sandboxes on it, kept across restarts); "
+        "default: in memory",
+    )
     sb.set_defaults(func=_cmd_sandbox)
 
     def add_connection(p: argparse.ArgumentParser) -> None:

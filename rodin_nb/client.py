@@ -51,6 +51,7 @@ __all__ = ["Client", "connect"]
 log = logging.getLogger("rodin_nb.client")
 
 DEFAULT_BASE_URL = "https://api.cloud.scenario.com/v1"
+SANDBOX_STATE_DIR = "sandbox"  # the embedded sandbox's folder inside the workspace
 UPLOAD_LIMIT_BYTES = 6 * 1024 * 1024  # larger files need the multipart /v1/uploads flow (contract §4.3)
 # How far back to look for a job we may have created: generous, because the service's clock and ours
 # may disagree; the input match and the exclusion of known job ids keep it precise.
@@ -88,6 +89,8 @@ def connect(
         and no base URL are found, and says so in one line.
     workspace : folder for the run log and downloaded files; default ``$RODIN_NB_HOME`` or ``./rodin_runs``.
     sandbox_options : keyword arguments for :func:`rodin_nb.sandbox.serve` (``speed``, ``faults``, ...).
+        The embedded sandbox keeps its jobs and uploads in ``<workspace>/sandbox`` (so a restarted kernel
+        resumes them); ``state_dir=None`` here makes a throwaway in-memory one instead.
     parallel_jobs : the account's parallel-job limit (Scenario's ``parallelCustomJobs``), used to pace
         sweeps and to predict queue times; default 4, or the embedded sandbox's own setting.
     """
@@ -97,11 +100,18 @@ def connect(
     if bool(key) != bool(secret):
         missing = "api_secret (or SCENARIO_SDK_API_SECRET)" if key else "api_key (or SCENARIO_SDK_API_KEY)"
         raise ConfigError(f"Scenario needs both an API key and an API secret; {missing} is missing")
+    home = Path(workspace or _env("RODIN_NB_HOME") or "rodin_runs")
     server: SandboxServer | None = None
     if sandbox or (sandbox is None and not key and not url):
         from .sandbox import serve
 
-        options = {"speed": float(os.environ.get("RODIN_NB_SANDBOX_SPEED", "20")), **(sandbox_options or {})}
+        options = {
+            "speed": float(os.environ.get("RODIN_NB_SANDBOX_SPEED", "20")),
+            # Durable per workspace, like the run log beside it: after a kernel restart (or in another
+            # kernel on the same workspace) the sandbox still knows the jobs and uploads the log names.
+            "state_dir": home.absolute() / SANDBOX_STATE_DIR,
+            **(sandbox_options or {}),
+        }
         server = serve(**options)
         url = server.url
         key = secret = None
@@ -118,7 +128,6 @@ def connect(
         "sandbox" if server is not None or is_loopback_url(url) else "scenario"
     )
     transport = Transport(url, api_key=key, api_secret=secret, timeout=timeout, retry=retry)
-    home = workspace or _env("RODIN_NB_HOME") or "rodin_runs"
     policy = poll or (PollPolicy.for_sandbox() if backend == "sandbox" else PollPolicy())
     if parallel_jobs is None:
         parallel_jobs = server.state.parallel_jobs if server is not None else 4
@@ -126,7 +135,7 @@ def connect(
         transport,
         parallel_jobs=parallel_jobs,
         backend=backend,
-        workspace=Path(home),
+        workspace=home,
         model_id=model_id,
         poll=policy,
         sandbox_server=server,

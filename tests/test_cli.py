@@ -88,3 +88,29 @@ def test_sandbox_on_a_busy_port_says_so(tmp_path: Path) -> None:
         result = rodin_nb("sandbox", "--port", port, cwd=tmp_path)
     assert result.returncode == 2 and f"127.0.0.1:{port}" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_sandbox_command_keeps_jobs_in_a_state_folder(tmp_path: Path) -> None:
+    exe = shutil.which("rodin-nb")
+    command = [exe] if exe else [sys.executable, "-m", "rodin_nb.cli"]
+    state = tmp_path / "state"
+    proc = subprocess.Popen(
+        [*command, "sandbox", "--port", "0", "--job-seconds", "0.2", "--state", str(state)],
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert proc.stdout is not None
+        url = proc.stdout.readline().split(" at ")[1].split()[0]
+        assert str(state) in proc.stdout.readline()
+        body = {"prompt": "a chair", "seed": 1, "quality": "extra-low"}
+        job = requests.post(url + "/generate/custom/model_rodin-hyper3d", json=body, timeout=10).json()["job"]
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+        if proc.stdout is not None:
+            proc.stdout.close()
+    with serve(state_dir=state) as sb:  # the next sandbox on the folder knows the job
+        listed = requests.get(sb.url + "/jobs", timeout=10).json()["jobs"]
+        assert [j["jobId"] for j in listed] == [job["jobId"]]

@@ -11,6 +11,14 @@ A job walks ``pending`` -> ``queued`` -> ``warming-up`` -> ``in-progress`` -> ``
 ``success`` (or ``failure`` partway through ``in-progress``, or ``canceled`` whenever asked). Its
 running time (warming-up to the end) is ``job_seconds`` if given, else a per-tier base divided by
 ``speed``; pending and queued time come on top of it.
+
+What changes the timeline is an :class:`Event`: a job created, a job canceled, the parallel-job limit
+set. Applying events in order, advancing to each one's time first, is the whole simulation; so with a
+state file (:mod:`.persist`), where every process logs its events, each process reaches the same
+timeline by applying the events the others logged. An event that lands in a past this process has
+already simulated (logged by another process in the moment between its clock read and its commit)
+makes it replay the whole log from scratch instead. With a state file, times are unix seconds, so a job
+keeps progressing while no sandbox process runs; in memory they are ``time.monotonic()`` seconds.
 """
 
 from __future__ import annotations
@@ -24,15 +32,19 @@ import string
 import threading
 import time
 from collections import deque
-from collections.abc import Callable
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
-from typing import Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from . import model
 from .faults import FaultInjector
 
-__all__ = ["STATUSES", "TERMINAL", "Asset", "Job", "SandboxError", "SandboxState", "iso_utc"]
+if TYPE_CHECKING:
+    from .persist import Changes, StateFile
+
+__all__ = ["STATUSES", "TERMINAL", "Asset", "Event", "Job", "SandboxError", "SandboxState", "iso_utc"]
 
 STATUSES = ("pending", "queued", "warming-up", "in-progress", "finalizing", "success", "failure", "canceled")
 TERMINAL = frozenset({"success", "failure", "canceled"})
@@ -128,9 +140,30 @@ class Asset:
     output_index: int | None = None
 
 
+EventKind = Literal["create", "cancel", "limit"]
+
+
+@dataclass(frozen=True)
+class Event:
+    """Something that changes the timeline at time ``t``; ``n`` numbers events in the order they happened.
+
+    ``create`` and ``cancel`` name a job; ``limit`` carries the per-account parallel-job limit in ``value``.
+    """
+
+    n: int
+    t: float
+    kind: EventKind
+    job_id: str | None = None
+    value: int | None = None
+
+
 @dataclass(eq=False)  # identity semantics: jobs are looked up in queues by identity
 class Job:
-    """One generation job. Times are ``time.monotonic()`` values; see the module docstring."""
+    """One generation job. Times are on the state's clock (see the module docstring).
+
+    The fields up to ``error`` define the job (and are what a state file stores); ``start_t``, ``end_t``
+    and ``final`` are the simulation's, recomputed by every replay.
+    """
 
     id: str
     account: str
@@ -179,30 +212,59 @@ class SandboxState:
         faults: FaultInjector,
         clock: Callable[[], float] = time.monotonic,
         wall_clock: Callable[[], float] = time.time,
+        state_file: StateFile | None = None,
     ) -> None:
         self.speed = speed
         self.job_seconds = job_seconds
         self.parallel_jobs = parallel_jobs
         self.faults = faults
+        self._file = state_file
+        if state_file is not None:
+            # Times shared with other processes (and with later ones) must be wall-clock times.
+            clock = wall_clock
         self._clock = clock
-        self._mono0 = clock()
-        self._wall0 = wall_clock()
+        self._wall_offset = 0.0 if clock is wall_clock else wall_clock() - clock()
         self._lock = threading.RLock()
         self._jobs: dict[str, Job] = {}
         self._accounts: dict[str, _Account] = {}
         self._assets: dict[str, Asset] = {}
         self._seq = 0
+        self._events: list[Event] = []
+        self._last_t = float("-inf")  # time of the latest event: no new event may come before it
+        self._frontier = float("-inf")  # how far the simulation has advanced
+        self._head = (0, 0)  # the state file's head this process has caught up with
+        self._file_limit: int | None = None  # the parallel-job limit the event log sets
+        #: Jobs created and images uploaded through this instance (not through others on the same file).
         self.jobs_created = 0
         self.uploads = 0
+        if state_file is not None:
+            with self._lock:
+                with self._writing():
+                    self._catch_up()
+                    # The limit belongs to the service, so it is one value for every process on the file:
+                    # the latest sandbox opened on it sets it, from then on.
+                    limit = None
+                    if self._file_limit != parallel_jobs:
+                        limit = self._log(self.now(), "limit", value=parallel_jobs)
+                if limit is not None:
+                    self._apply(limit)
+
+    def close(self) -> None:
+        """Release the state file (in memory: nothing to do)."""
+        with self._lock:
+            if self._file is not None and not self._file.closed:
+                self._file.close()
 
     # ------------------------------------------------------------------ time
 
     def now(self) -> float:
-        return self._clock()
+        # Never before the latest event: with a state file another process's clock read may be a hair
+        # later than ours, and a job must not look created in the future.
+        return max(self._clock(), self._last_t)
 
     def wall(self, t: float) -> float:
-        """Unix time of a monotonic instant (one fixed offset, so dates are consistent with each other)."""
-        return self._wall0 + (t - self._mono0)
+        """Unix time of an instant (one fixed offset, so dates are consistent with each other)."""
+        return self._wall_offset + t
 
     def iso(self, t: float) -> str:
         return iso_utc(self.wall(t))
@@ -225,32 +287,43 @@ class SandboxState:
 
     def asset_kind(self, asset_id: str) -> str | None:
         with self._lock:
+            self._sync()
             asset = self._assets.get(asset_id)
             return asset.kind if asset is not None else None
 
     def get_asset(self, asset_id: str) -> Asset:
-        now = self.now()
         with self._lock:
-            self._advance(now)
+            self._catch_up()
             asset = self._assets.get(asset_id)
         if asset is None:
             raise SandboxError(404, f"Asset {asset_id!r} not found", "assetId")
         return asset
 
     def add_upload(self, account: str, name: str, data: bytes, mime: str, width: int, height: int) -> Asset:
-        now = self.now()
-        asset = Asset(
-            id=random_id("asset_", 22),
-            kind="image",
-            mime_type=mime,
-            source="uploaded",
-            created_t=now,
-            author_id=author_id(account),
-            metadata={"kind": "image", "type": "uploaded", "name": name, "width": width, "height": height},
-            properties={"size": len(data), "width": width, "height": height},
-            data=data,
-        )
         with self._lock:
+            with self._writing():
+                self._sync()
+                asset = Asset(
+                    id=random_id("asset_", 22),
+                    kind="image",
+                    mime_type=mime,
+                    source="uploaded",
+                    created_t=self.now(),
+                    author_id=author_id(account),
+                    metadata={
+                        "kind": "image",
+                        "type": "uploaded",
+                        "name": name,
+                        "width": width,
+                        "height": height,
+                    },
+                    properties={"size": len(data), "width": width, "height": height},
+                    data=data,
+                )
+                n = self._file.add_upload(account, asset) if self._file is not None else 0
+            if n:
+                # Caught up inside the write lock, so ours was the very next upload number.
+                self._head = (self._head[0], n)
             self._assets[asset.id] = asset
             self.uploads += 1
         return asset
@@ -278,74 +351,72 @@ class SandboxState:
 
     def create_job(self, account: str, body: dict[str, Any]) -> Job:
         """Create (and bill) a job for an already validated body."""
-        now = self.now()
         with self._lock:
-            self._advance(now)
-            seed_value = body.get("seed")
-            # Rodin draws a random seed when none is given; the sandbox does too, and reports it in
-            # the asset metadata so the run can be reproduced.
-            rng = self.faults.rng("job-seed")
-            seed = rng.randrange(0, 65536) if seed_value is None else int(seed_value)
-            duration = self.running_seconds(body)
-            pre = min(duration * PRE_RUN_SHARE, PRE_RUN_CAP_S / self.speed)
-            fail = self.faults.job_failure_point()
-            self._seq += 1
-            job = Job(
-                id=random_id("job_", 25),
-                account=account,
-                seq=self._seq,
-                created_t=now,
-                body=body,
-                cost=model.price_cu(body),
-                pending_s=pre,
-                queue_min_s=pre,
-                duration=duration,
-                fail_frac=fail,
-                gen_params=self._gen_params(body, seed),
-                glb_id=random_id("asset_", 22),
-                preview_id=random_id("asset_", 22),
-            )
-            if fail is not None:
-                job.error = _FAILURES[self.faults.rng("fail-message").randrange(len(_FAILURES))]
+            with self._writing():
+                now = self._catch_up()
+                job = self._new_job(account, body, now)
+                event = self._log(now, "create", job=job)
             self._jobs[job.id] = job
-            self._accounts.setdefault(account, _Account()).queue.append(job)
+            self._seq = job.seq
+            self._apply(event)
             self.jobs_created += 1
-            self._advance(now)
             return job
 
+    def _new_job(self, account: str, body: dict[str, Any], now: float) -> Job:
+        seed_value = body.get("seed")
+        # Rodin draws a random seed when none is given; the sandbox does too, and reports it in
+        # the asset metadata so the run can be reproduced.
+        rng = self.faults.rng("job-seed")
+        seed = rng.randrange(0, 65536) if seed_value is None else int(seed_value)
+        duration = self.running_seconds(body)
+        pre = min(duration * PRE_RUN_SHARE, PRE_RUN_CAP_S / self.speed)
+        fail = self.faults.job_failure_point()
+        job = Job(
+            id=random_id("job_", 25),
+            account=account,
+            seq=self._seq + 1,
+            created_t=now,
+            body=body,
+            cost=model.price_cu(body),
+            pending_s=pre,
+            queue_min_s=pre,
+            duration=duration,
+            fail_frac=fail,
+            gen_params=self._gen_params(body, seed),
+            glb_id=random_id("asset_", 22),
+            preview_id=random_id("asset_", 22),
+        )
+        if fail is not None:
+            job.error = _FAILURES[self.faults.rng("fail-message").randrange(len(_FAILURES))]
+        return job
+
     def get_job(self, account: str, job_id: str) -> tuple[Job, float]:
-        now = self.now()
         with self._lock:
-            self._advance(now)
+            now = self._catch_up()
             job = self._jobs.get(job_id)
             if job is None or job.account != account:
                 raise SandboxError(404, f"Job {job_id!r} not found", "jobId")
             return job, now
 
     def cancel_job(self, account: str, job_id: str) -> tuple[Job, float]:
-        now = self.now()
         with self._lock:
-            self._advance(now)
-            job = self._jobs.get(job_id)
-            if job is None or job.account != account:
-                raise SandboxError(404, f"Job {job_id!r} not found", "jobId")
-            status = self.status(job, now)
-            if status in TERMINAL:
-                raise SandboxError(
-                    400,
-                    f"Job {job_id!r} is already {status}; only pending, queued, warming-up, in-progress "
-                    "or finalizing jobs can be canceled",
-                    "action",
-                )
-            acct = self._accounts[account]
-            if job in acct.queue:
-                acct.queue.remove(job)
-            if job in acct.running:
-                acct.running.remove(job)
-            job.final, job.end_t = "canceled", now
-            # The freed slot is available from now on; everything up to now is already replayed.
-            acct.sim_t = max(acct.sim_t, now)
-            self._advance(now)
+            with self._writing():
+                # Checked and logged under the file's write lock: no other process can end the job or
+                # log an earlier event in between, so every replay finds it still running at ``now``.
+                now = self._catch_up()
+                job = self._jobs.get(job_id)
+                if job is None or job.account != account:
+                    raise SandboxError(404, f"Job {job_id!r} not found", "jobId")
+                status = self.status(job, now)
+                if status in TERMINAL:
+                    raise SandboxError(
+                        400,
+                        f"Job {job_id!r} is already {status}; only pending, queued, warming-up, in-progress "
+                        "or finalizing jobs can be canceled",
+                        "action",
+                    )
+                event = self._log(now, "cancel", job=job)
+            self._apply(event)
             return job, now
 
     def list_jobs(
@@ -358,9 +429,8 @@ class SandboxState:
         page_size: int,
     ) -> tuple[list[Job], int | None, float]:
         """One page of the account's jobs, newest first, and the seq to continue below (None: last page)."""
-        now = self.now()
         with self._lock:
-            self._advance(now)
+            now = self._catch_up()
             mine = [j for j in self._jobs.values() if j.account == account]
             mine.sort(key=lambda j: j.seq, reverse=True)
             if before_seq is not None:
@@ -376,8 +446,98 @@ class SandboxState:
             more = len(mine) > page_size
             return page, (page[-1].seq if more and page else None), now
 
+    # --------------------------------------------------------------- timeline
+
+    def _catch_up(self) -> float:
+        """Take in other processes' writes, then advance the simulation to now; returns now. Locked."""
+        self._sync()
+        now = self.now()
+        self._advance(now)
+        return now
+
+    @contextmanager
+    def _writing(self) -> Iterator[None]:
+        """With a state file, one write-locked transaction around a check-then-write; else nothing."""
+        if self._file is None:
+            yield
+            return
+        with self._file.transaction():
+            yield
+
+    def _log(self, t: float, kind: EventKind, *, job: Job | None = None, value: int | None = None) -> Event:
+        """Record an event (and a new job's definition) in the state file, if any. Call inside _writing."""
+        job_id = job.id if job is not None else None
+        if self._file is None:
+            return Event(n=self._head[0] + 1, t=t, kind=kind, job_id=job_id, value=value)
+        if kind == "create":
+            assert job is not None
+            self._file.add_job(job)
+        return self._file.add_event(t, kind, job_id, value)
+
+    def _sync(self) -> None:
+        """Take in what other processes wrote to the state file since the last look (cheap if nothing)."""
+        if self._file is None:
+            return
+        if self._file.closed:
+            raise SandboxError(503, "The sandbox is shutting down")
+        changes = self._file.changes(self._head, self._seq)
+        if changes is not None:
+            self._take(changes)
+
+    def _take(self, changes: Changes) -> None:
+        for asset in changes.uploads:
+            self._assets[asset.id] = asset
+        for job in changes.jobs:
+            self._jobs[job.id] = job
+            self._seq = max(self._seq, job.seq)
+        self._head = changes.head
+        if not changes.events:
+            return
+        if changes.events[0].t < self._frontier:
+            self._events += changes.events
+            self._replay()
+        else:
+            for event in changes.events:
+                self._apply(event)
+
+    def _replay(self) -> None:
+        """Rebuild the timeline from the event log alone, as a process that just started would."""
+        self._jobs = {k: replace(j, start_t=None, end_t=None, final=None) for k, j in self._jobs.items()}
+        self._accounts = {}
+        self._assets = {k: a for k, a in self._assets.items() if a.role == "upload"}
+        self._frontier = float("-inf")
+        events, self._events = self._events, []
+        for event in events:
+            self._apply(event)
+
+    def _apply(self, event: Event) -> None:
+        """Advance to the event's time, then let it change the queues."""
+        self._advance(event.t)
+        self._events.append(event)
+        self._last_t = max(self._last_t, event.t)
+        self._head = (max(self._head[0], event.n), self._head[1])
+        if event.kind == "limit":
+            assert event.value is not None
+            self.parallel_jobs = self._file_limit = event.value
+            return
+        assert event.job_id is not None
+        job = self._jobs[event.job_id]
+        acct = self._accounts.setdefault(job.account, _Account())
+        if event.kind == "create":
+            acct.queue.append(job)
+        elif job.final is None:  # cancel (the canceller saw the job unfinished at this very time)
+            if job in acct.queue:
+                acct.queue.remove(job)
+            if job in acct.running:
+                acct.running.remove(job)
+            job.final, job.end_t = "canceled", event.t
+            # The freed slot is available from now on; everything up to now is already replayed.
+            acct.sim_t = max(acct.sim_t, event.t)
+        self._advance(event.t)  # a new or freed slot may start a job at once
+
     def _advance(self, now: float) -> None:
         """Replay starts and ends up to ``now``, per account, in time order (see module docstring)."""
+        self._frontier = max(self._frontier, now)
         for acct in self._accounts.values():
             while True:
                 t_end, ending = float("inf"), None
@@ -532,9 +692,8 @@ class SandboxState:
         }
 
     def status_counts(self) -> dict[str, int]:
-        now = self.now()
         with self._lock:
-            self._advance(now)
+            now = self._catch_up()
             counts: dict[str, int] = {}
             for j in self._jobs.values():
                 s = self.status(j, now)

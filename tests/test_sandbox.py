@@ -814,6 +814,8 @@ class TestResults:
         glb = make_glb({"prompt": "a chair", "seed": 1, "quality": "extra-low", "tier": "Sketch"})
         mesh = load_mesh(glb)
         assert len(mesh.faces) == triangle_count("medium")
+        # The quality Sketch ignores does not change the result either: byte-identical files.
+        assert glb == make_glb({"prompt": "a chair", "seed": 1, "quality": "medium", "tier": "Sketch"})
 
     def test_pbr_has_three_textures_shaded_only_base_colour(self) -> None:
         """PBR: base colour + metallic-roughness + normal maps; Shaded: base colour only."""

@@ -97,7 +97,9 @@ class _Shape:
 
 def _shape_for(params: dict[str, Any]) -> _Shape:
     """Pick family and palette from the prompt (or first image), the rest from the whole request."""
-    key = canonical_key(params)
+    # The quality the result really has, not the one asked for: Sketch+low and Sketch+medium are one
+    # request to Rodin, hence one shape.
+    key = canonical_key({**params, "quality": _effective_quality(params)})
     identity = str(params.get("prompt") or "") or ",".join(str(d) for d in params.get("images", []) or [])
     fam_rng = _rng(identity.strip().lower(), "family")
     family = _FAMILIES[int(fam_rng.integers(len(_FAMILIES)))]

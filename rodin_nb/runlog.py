@@ -17,7 +17,6 @@ import os
 import socket
 import sqlite3
 import threading
-import time
 import uuid
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -25,6 +24,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from ._sqlite import open_shared
 from ._version import __version__
 from .errors import ConfigError, NotInLogError
 from .jobs import ACTIVE_STATUSES
@@ -206,11 +206,8 @@ class RunLog:
                 self.workspace.mkdir(parents=True, exist_ok=True)
                 # One connection shared by this process's threads under a lock; other processes have their
                 # own and SQLite's file locks (with a generous busy timeout) serialise the writers.
-                conn = sqlite3.connect(self.path, timeout=30.0, isolation_level=None, check_same_thread=False)
+                conn = open_shared(self.path)
                 conn.row_factory = sqlite3.Row
-                _enable_wal(conn)
-                conn.execute("PRAGMA synchronous=NORMAL")
-                conn.execute("PRAGMA busy_timeout=30000")
                 self._migrate(conn)
                 self._conn = conn
             return self._conn
@@ -526,23 +523,6 @@ def _decode(row: sqlite3.Row) -> dict[str, Any]:
         if out.get(name) is not None:
             out[name] = json.loads(out[name])
     return out
-
-
-def _enable_wal(conn: sqlite3.Connection, *, patience_s: float = 30.0) -> None:
-    """Switch the file to WAL (persistent, so only its first user really switches).
-
-    Changing the journal mode can answer "database is locked" at once, without the busy handler, when
-    another process opens the new file at the same moment; so retry for a while.
-    """
-    deadline = time.monotonic() + patience_s
-    while True:
-        try:
-            conn.execute("PRAGMA journal_mode=WAL")
-            return
-        except sqlite3.OperationalError as exc:
-            if "locked" not in str(exc) or time.monotonic() > deadline:
-                raise
-            time.sleep(0.05)
 
 
 def _statements(script: str) -> list[str]:

@@ -24,6 +24,7 @@ from typing import Any
 
 import requests
 
+from ._sqlite import open_shared
 from .api import ScenarioAPI
 from .errors import APIConnectionError, AssetError
 from .transport import MAX_RETRY_AFTER_S, RetryPolicy, parse_retry_after
@@ -210,8 +211,7 @@ class VerifiedIndex:
         if self._conn is None and not self._broken:
             try:
                 self.path.parent.mkdir(parents=True, exist_ok=True)
-                conn = sqlite3.connect(self.path, timeout=5.0, isolation_level=None, check_same_thread=False)
-                conn.execute("PRAGMA journal_mode=WAL")
+                conn = open_shared(self.path, busy_timeout_s=5.0)
                 conn.execute(
                     "CREATE TABLE IF NOT EXISTS verified (name TEXT PRIMARY KEY, signature TEXT NOT NULL)"
                 )

@@ -26,14 +26,13 @@ from __future__ import annotations
 
 import json
 import os
-import sqlite3
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from .._sqlite import open_shared
 from .state import Asset, Event, EventKind, Job
 
 __all__ = ["FILE_NAME", "SCHEMA_VERSION", "Changes", "StateFile"]
@@ -103,13 +102,9 @@ class StateFile:
         self.folder.mkdir(parents=True, exist_ok=True)
         self.path = self.folder / FILE_NAME
         self.closed = False
-        # isolation_level=None: transactions are explicit (BEGIN IMMEDIATE), never opened implicitly.
-        # check_same_thread=False: the server's threads share it under the state lock.
-        self._conn = sqlite3.connect(self.path, timeout=30.0, isolation_level=None, check_same_thread=False)
+        # Transactions are explicit (BEGIN IMMEDIATE); the server's threads share it under the state lock.
+        self._conn = open_shared(self.path)
         try:
-            _enable_wal(self._conn)
-            self._conn.execute("PRAGMA synchronous=NORMAL")
-            self._conn.execute("PRAGMA busy_timeout=30000")
             with self.transaction():
                 version = self._conn.execute("PRAGMA user_version").fetchone()[0]
                 if version > SCHEMA_VERSION:
@@ -285,20 +280,3 @@ def _job(row: tuple[Any, ...]) -> Job:
         preview_id=preview_id,
         error=(msg, hint) if msg is not None else None,
     )
-
-
-def _enable_wal(conn: sqlite3.Connection, *, patience_s: float = 30.0) -> None:
-    """Switch the file to WAL, so readers never wait for a writer (persistent: the first user switches).
-
-    Changing the journal mode can answer "database is locked" at once, without the busy handler, when
-    another process opens the new file at the same moment; so retry for a while.
-    """
-    deadline = time.monotonic() + patience_s
-    while True:
-        try:
-            conn.execute("PRAGMA journal_mode=WAL")
-            return
-        except sqlite3.OperationalError as exc:
-            if "locked" not in str(exc) or time.monotonic() > deadline:
-                raise
-            time.sleep(0.05)

@@ -287,10 +287,17 @@ class Downloader:
     def fetch(
         self, asset_id: str, *, role: str = "other", asset: Mapping[str, Any] | None = None
     ) -> StoredFile:
-        """Download one asset and return the stored file; raise AssetError after ``attempts`` tries."""
+        """Download one asset and return the stored file; raise AssetError after ``attempts`` tries.
+
+        A 429 from the file host uses up no attempt: it is waited out (``Retry-After``, or backoff) for
+        up to ``retry.rate_limit_patience_s``, like the API's own 429s.
+        """
         info = dict(asset) if asset else self.api.get_asset(asset_id)
         last_problem = "no attempt made"
-        for attempt in range(self.attempts):
+        attempt = 0
+        limited = 0
+        limited_since: float | None = None
+        while attempt < self.attempts:
             url = info.get("url")
             if not url:
                 raise AssetError(f"asset {asset_id} has no download URL (status {info.get('status')!r})")
@@ -301,8 +308,24 @@ class Downloader:
             except APIConnectionError as exc:
                 last_problem = self.api.transport.redact(str(exc))
                 time.sleep(self.retry.delay(attempt))
+                attempt += 1
                 continue
             with response:
+                if response.status_code == 429:
+                    now = time.monotonic()
+                    limited_since = now if limited_since is None else limited_since
+                    waited = now - limited_since
+                    if waited >= self.retry.rate_limit_patience_s:
+                        raise AssetError(
+                            f"could not download asset {asset_id}: the file host still answers HTTP 429 "
+                            f"after {waited:.0f} s of waiting "
+                            f"(RetryPolicy.rate_limit_patience_s={self.retry.rate_limit_patience_s:g})"
+                        )
+                    asked = parse_retry_after(response.headers)
+                    time.sleep(self.retry.delay(limited) if asked is None else min(asked, MAX_RETRY_AFTER_S))
+                    limited += 1
+                    continue
+                attempt += 1
                 if response.status_code in EXPIRED_STATUSES:
                     # The signed URL expired (or was never valid): only a fresh one from the API helps.
                     last_problem = f"signed URL refused with HTTP {response.status_code} (expired?)"
@@ -312,7 +335,7 @@ class Downloader:
                 if response.status_code >= 400:
                     last_problem = f"HTTP {response.status_code} from the file host"
                     asked = parse_retry_after(response.headers)
-                    wait = self.retry.delay(attempt) if asked is None else min(asked, MAX_RETRY_AFTER_S)
+                    wait = self.retry.delay(attempt - 1) if asked is None else min(asked, MAX_RETRY_AFTER_S)
                     time.sleep(wait)
                     continue
                 length = response.headers.get("content-length")
@@ -326,7 +349,7 @@ class Downloader:
                 except (AssetError, requests.RequestException) as exc:
                     last_problem = self.api.transport.redact(str(exc))
                     log.info("asset %s: %s; retrying", asset_id, last_problem)
-                    time.sleep(self.retry.delay(attempt))
+                    time.sleep(self.retry.delay(attempt - 1))
                     continue
             return StoredFile(asset_id=asset_id, role=role, path=path, sha256=sha, size=size, mime_type=mime)
         raise AssetError(

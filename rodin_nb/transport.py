@@ -3,12 +3,17 @@
 Why this is more than ``session.request``:
 
 - **Retries only where repeating is harmless.** Reads, uploads (content-addressed, so a duplicate is
-  harmless) and downloads retry on connection errors, timeouts, 408/409/429/5xx with jittered exponential
+  harmless) and downloads retry on connection errors, timeouts, 408/409/5xx with jittered exponential
   backoff. The POST that creates a paid job does not: it is retried only when the request provably never
   reached the service (connection refused, connect timeout, 429). Every other failure is raised with
   ``maybe_sent`` so the client can reconcile by listing jobs instead of paying twice.
-- **Retry-After slows everyone down.** A 429's ``retry-after-ms``/``Retry-After`` sets a gate shared by
-  all threads using this transport, so a sweep backs off as a whole instead of each run hammering alone.
+- **A rate limit slows the client down; it does not fail it.** A 429 means the service refused the
+  request and created nothing, so *every* request, the job-creating POST included, is repeated after it,
+  for up to ``RetryPolicy.rate_limit_patience_s`` of waiting (separately from ``max_retries``, which
+  counts only failures that might be real trouble). All threads share one :class:`RateGate`: a 429
+  pauses everyone until its ``Retry-After`` and from then on releases requests one by one, spaced at
+  the rate the service let through, instead of all at the same instant (which would earn every one of
+  them another 429).
 - **Credentials stay home.** The Authorization header is attached by :class:`_HostBoundAuth`, which
   refuses any origin but the API's (signed asset URLs live on other hosts), and the key and secret are
   redacted from every message this module builds.
@@ -19,10 +24,12 @@ from __future__ import annotations
 import email.utils
 import ipaddress
 import logging
+import math
 import random
 import re
 import threading
 import time
+from collections import deque
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -34,27 +41,137 @@ from requests.auth import AuthBase, HTTPBasicAuth
 from ._version import __version__
 from .errors import APIConnectionError, APIError, APITimeoutError, ConfigError, error_for_status
 
-__all__ = ["RetryPolicy", "Transport", "is_loopback_url", "origin_of"]
+__all__ = ["RateGate", "RetryPolicy", "Transport", "is_loopback_url", "origin_of"]
 
 log = logging.getLogger("rodin_nb.http")
 
 _QUERY_RE = re.compile(r"((?:https?://|/)[^\s?'\"<>]*)\?[^\s'\"<>)]+")
-RETRY_STATUSES = frozenset({408, 409, 429, 500, 502, 503, 504})
+# Retried within ``max_retries``. 429 is not here: it is waited out, bounded by time (see request()).
+RETRY_STATUSES = frozenset({408, 409, 500, 502, 503, 504})
 MAX_RETRY_AFTER_S = 120.0
 
 
 @dataclass(frozen=True)
 class RetryPolicy:
-    """How often and how patiently idempotent requests are retried."""
+    """How often and how patiently requests are retried.
+
+    Parameters
+    ----------
+    max_retries : retries after a connection error, a timeout, 408, 409 or 5xx (idempotent requests).
+    backoff_base_s, backoff_cap_s : jittered exponential backoff between those retries.
+    rate_limit_patience_s : how long one request keeps waiting out 429s (with ``Retry-After``, or
+        backoff) before :class:`~rodin_nb.RateLimitError` is raised. 429s do not use up
+        ``max_retries``: a rate limit is the service asking us to slow down, not a fault.
+        0 raises on the first 429.
+    """
 
     max_retries: int = 4
     backoff_base_s: float = 0.5
     backoff_cap_s: float = 8.0
+    rate_limit_patience_s: float = 300.0
+
+    def __post_init__(self) -> None:
+        retries = self.max_retries
+        if isinstance(retries, bool) or not isinstance(retries, int) or retries < 0:
+            raise ValueError(f"RetryPolicy.max_retries must be an int >= 0, got {self.max_retries!r}")
+        for name in ("backoff_base_s", "backoff_cap_s", "rate_limit_patience_s"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value < math.inf:
+                raise ValueError(f"RetryPolicy.{name} must be a finite number of seconds >= 0, got {value!r}")
 
     def delay(self, attempt: int) -> float:
         """Jittered exponential backoff: retry n waits up to ``base * 2**n`` (capped), at least half."""
         ceiling = min(self.backoff_cap_s, self.backoff_base_s * (2**attempt))
         return ceiling * random.uniform(0.5, 1.0)
+
+
+# Pacing learned from 429s (see RateGate). Bounds: one odd answer never spaces requests more than
+# MAX_INTERVAL_S, and pacing switches itself off once the interval has decayed below MIN_INTERVAL_S.
+MAX_INTERVAL_S = 30.0
+MIN_INTERVAL_S = 0.001
+PACING_MARGIN = 1.05  # space requests 5 % wider than the rate that got through: no near misses
+PACING_GROWTH = 1.25  # a fresh 429 widens the interval by at least this factor
+PACING_DECAY = 0.98  # each admitted request narrows it by 2 %
+
+
+class RateGate:
+    """Paces the requests of every thread of a transport once the service has answered 429.
+
+    A "next free slot" schedule (a token bucket holding one token) whose spacing is learned from the
+    429s:
+
+    - ``interval`` is the spacing between request starts. It is 0 until the first 429, and while it
+      is 0 every request passes straight through without touching the schedule: a client that is
+      never rate limited is never delayed (``delayed`` stays 0).
+    - Each request takes the next free slot, ``next_at``, and moves it on by ``interval``, so waiting
+      threads leave one after another, ``interval`` apart, not all at the instant a pause ends (they
+      would all be refused again: a thundering herd).
+    - A 429 pushes ``next_at`` to its ``Retry-After`` at least: nobody starts before the service says
+      a slot frees.
+    - The first 429 sets the interval from what got through: requests went unpaced until then, so if
+      ``n`` of them were admitted in the last second the limit is about ``n``/s and the interval
+      becomes ``1/n`` plus a 5 % margin (1 s when none were: the limit is below 1/s, or shared with
+      another client).
+    - A 429 while pacing means we are still a little too fast: the interval widens by a quarter, so
+      a limit we overestimated is found after a few 429s. Only the first 429 among requests released
+      under the current interval counts (the ``epoch`` check): requests already on their way when it
+      changed are no fresh evidence, and a burst of them must not widen it once each.
+    - Each admitted request narrows the interval by 2 %: after a passing limit the client speeds up
+      again (and stops pacing altogether), and under a steady limit it probes for a faster rate with
+      about one 429 per dozen requests, each of which only costs that request a wait for its slot.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.interval = 0.0
+        self._next_at = 0.0
+        self._epoch = 0
+        self._admitted: deque[float] = deque(maxlen=512)  # start times of requests that were not 429'd
+        self.delayed = 0  # requests that had to wait for their slot
+        self.refusals = 0  # 429s reported
+
+    def __repr__(self) -> str:
+        return f"RateGate(interval={self.interval:.3f}s, delayed={self.delayed}, refusals={self.refusals})"
+
+    def acquire(self) -> tuple[int, float]:
+        """Wait for this request's slot; returns ``(epoch, start time)`` to report the outcome with."""
+        with self._lock:
+            now = time.monotonic()
+            if self.interval == 0.0 and self._next_at <= now:
+                return self._epoch, now
+            slot = max(now, self._next_at)
+            self._next_at = slot + self.interval
+            epoch = self._epoch
+            if slot > now:
+                self.delayed += 1
+        if slot > now:
+            time.sleep(slot - now)
+        return epoch, slot
+
+    def admitted(self, started: float) -> None:
+        """The request started at ``started`` got past the rate limit (any answer but 429)."""
+        with self._lock:
+            self._admitted.append(started)
+            if self.interval:
+                self.interval *= PACING_DECAY
+                if self.interval < MIN_INTERVAL_S:
+                    self.interval = 0.0
+
+    def refused(self, epoch: int, wait_s: float) -> None:
+        """A request released in ``epoch`` got a 429 asking to wait ``wait_s`` seconds."""
+        with self._lock:
+            now = time.monotonic()
+            self.refusals += 1
+            if self.interval == 0.0:
+                # Unpaced until now, so what got through in the last second was a burst up to the limit.
+                recent = sum(1 for started in self._admitted if started >= now - 1.0)
+                self.interval = PACING_MARGIN / recent if recent else 1.0
+                self._epoch += 1
+            elif epoch == self._epoch:
+                # Paced, and still slightly too fast (or sharing the limit): widen a little.
+                self.interval = min(MAX_INTERVAL_S, PACING_GROWTH * self.interval)
+                self._epoch += 1
+            self._next_at = max(self._next_at, now + min(wait_s, MAX_RETRY_AFTER_S))
 
 
 def origin_of(url: str) -> tuple[str, str, int | None]:
@@ -175,8 +292,7 @@ class Transport:
         # The environment's proxies and .netrc must not capture loopback traffic or inject credentials.
         self._session.trust_env = not is_loopback_url(self.base_url)
         self._session.headers.update({"User-Agent": f"rodin_nb/{__version__}", "Accept": "application/json"})
-        self._gate_lock = threading.Lock()
-        self._not_before = 0.0
+        self.gate = RateGate()
         self.counters: dict[str, int] = {}
         self._counter_lock = threading.Lock()
 
@@ -200,16 +316,6 @@ class Transport:
         with self._counter_lock:
             self.counters[key] = self.counters.get(key, 0) + 1
 
-    def _wait_gate(self) -> None:
-        delay = self._not_before - time.monotonic()
-        if delay > 0:
-            time.sleep(delay)
-
-    def _slow_down(self, seconds: float) -> None:
-        """Hold every request of this transport back for ``seconds`` (after a 429)."""
-        with self._gate_lock:
-            self._not_before = max(self._not_before, time.monotonic() + min(seconds, MAX_RETRY_AFTER_S))
-
     def close(self) -> None:
         self._session.close()
 
@@ -229,12 +335,16 @@ class Transport:
         """Send an API request and return the 2xx response, retrying only what is safe to repeat.
 
         With ``idempotent=False`` (job creation) the request is repeated only when it provably never
-        reached the service; otherwise the error is raised with ``maybe_sent=True``.
+        reached the service; otherwise the error is raised with ``maybe_sent=True``. A 429 is repeated
+        for any request (the service refused it, nothing was created) until
+        ``retry.rate_limit_patience_s`` has passed since the first one.
         """
         url = self.url(path)
-        attempt = 0
+        attempt = 0  # retries after failures (connection, 408/409/5xx), bounded by max_retries
+        limited = 0  # 429s seen by this request, bounded by time instead
+        first_limited: float | None = None
         while True:
-            self._wait_gate()
+            epoch, started = self.gate.acquire()
             if counter:
                 self._count(counter)
             try:
@@ -253,15 +363,28 @@ class Transport:
                     time.sleep(delay)
                     continue
                 raise error from None
+            retry_after = parse_retry_after(response.headers)
+            waited = 0.0
+            if response.status_code == 429:
+                now = time.monotonic()
+                first_limited = now if first_limited is None else first_limited
+                waited = now - first_limited
+                # Tell the shared gate even when giving up: the other threads still need to slow down.
+                asked = retry_after if retry_after is not None else self.retry.delay(limited)
+                self.gate.refused(epoch, asked)
+                if waited < self.retry.rate_limit_patience_s:
+                    log.debug(
+                        "%s %s: HTTP 429 (%d so far); waiting %.2fs or more", method, path, limited + 1, asked
+                    )
+                    limited += 1
+                    response.close()
+                    continue
+            else:
+                self.gate.admitted(started)
             if response.status_code < 400:
                 return response
             error_cls = error_for_status(response.status_code)
-            retry_after = parse_retry_after(response.headers)
-            if response.status_code == 429:
-                self._slow_down(retry_after if retry_after is not None else self.retry.delay(attempt))
-            # A 429 means the service refused the request, so even a job-creating POST may repeat it.
-            may_repeat = idempotent or response.status_code == 429
-            if may_repeat and response.status_code in RETRY_STATUSES and attempt < self.retry.max_retries:
+            if idempotent and response.status_code in RETRY_STATUSES and attempt < self.retry.max_retries:
                 delay = retry_after if retry_after is not None else self.retry.delay(attempt)
                 log.debug(
                     "%s %s: HTTP %d; retry %d in %.2fs",
@@ -273,10 +396,14 @@ class Transport:
                 )
                 attempt += 1
                 response.close()
-                if response.status_code != 429:  # a 429 already set the shared gate
-                    time.sleep(min(delay, MAX_RETRY_AFTER_S))
+                time.sleep(min(delay, MAX_RETRY_AFTER_S))
                 continue
             message, body = error_message(response)
+            if response.status_code == 429:
+                message = (
+                    f"{message} (still rate limited after {limited + 1} refusals and {waited:.0f} s of "
+                    f"waiting; RetryPolicy.rate_limit_patience_s={self.retry.rate_limit_patience_s:g})"
+                )
             raise error_cls(
                 self.redact(message),
                 status_code=response.status_code,

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import hashlib
+import itertools
+import threading
 import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
@@ -10,8 +14,11 @@ import pytest
 
 import rodin_nb as rn
 from rodin_nb.sandbox import serve
+from rodin_nb.sandbox.faults import FaultConfig, FaultInjector
+from rodin_nb.store import Downloader
+from rodin_nb.transport import RateGate
 
-from .conftest import make_client
+from .conftest import FIXTURES, make_client
 
 
 def run_some(client: rn.Client, n: int) -> list[rn.Run]:
@@ -79,8 +86,169 @@ def test_rate_limit_slows_everyone(tmp_path: Path) -> None:
         run_some(client, 3)
         limited = sb.stats()["faults_injected"].get("rate_limit", 0)
         total = sum(sb.stats()["requests"].values())
-    # The shared Retry-After gate keeps 429s a small share of the traffic instead of a storm.
-    assert limited < total / 2
+        gate = client.transport.gate
+    # The shared gate paces everyone after the first 429s: they stay a small share of the traffic
+    # instead of a storm (typically 2 or 3 of about 20 requests).
+    assert limited > 0 and gate.refusals == limited
+    assert limited < total / 4
+    assert gate.interval > 0  # it learned a pace
+
+
+class TestSteadyRateLimit:
+    """A steady rate limit slows the client down and never fails a submission, poll or download."""
+
+    @pytest.mark.parametrize("rate", [1, 2])
+    def test_sweep_finishes_every_run(self, rate: int, tmp_path: Path) -> None:
+        """6 runs through 1 (or 2) requests/s: all succeed with files, one job each, 429s a minority."""
+        with (
+            serve(job_seconds=0.5, faults={"rate_limit_per_s": rate}) as sb,
+            make_client(sb, tmp_path) as client,
+        ):
+            sweep = client.sweep(prompt="a mug", seed=[1, 2, 3, 4, 5, 6], quality="extra-low")
+            df = sweep.run(progress=False)  # raised RateLimitError before pacing
+            stats = sb.stats()
+            runs = list(sweep.runs)
+        assert list(df["status"]) == ["success"] * 6, df[["status", "error"]]
+        assert all(run.glb is not None and run.glb.is_file() and not run.download_error for run in runs)
+        assert stats["jobs_created"] == 6
+        limited = stats["faults_injected"].get("rate_limit", 0)
+        assert 0 < limited < sum(stats["requests"].values()) / 4
+
+    def test_concurrent_generate_calls_all_succeed(self, tmp_path: Path) -> None:
+        """4 generate() calls from 4 threads at 1 request/s, and no retries allowed for other faults:
+        429s are waited out without using up max_retries."""
+        retry = rn.RetryPolicy(max_retries=0, backoff_base_s=0.02, backoff_cap_s=0.2)
+        with (
+            serve(job_seconds=0.5, faults={"rate_limit_per_s": 1}) as sb,
+            make_client(sb, tmp_path, retry=retry) as client,
+        ):
+            runs: list[rn.Run] = []
+            errors: list[BaseException] = []
+
+            def submit(seed: int) -> None:
+                try:
+                    runs.append(client.generate(prompt="a mug", seed=seed, quality="extra-low"))
+                except BaseException as exc:  # reported below, with the others
+                    errors.append(exc)
+
+            threads = [threading.Thread(target=submit, args=(seed,)) for seed in range(4)]
+            for thread in threads:
+                thread.start()
+            for thread in threads:
+                thread.join(timeout=90)
+            assert not errors, errors
+            for run in runs:
+                run.wait(timeout=90)  # raises on a failed job or a failed download
+            stats = sb.stats()
+        assert len(runs) == 4 and all(run.status == "success" and run.glb is not None for run in runs)
+        assert stats["jobs_created"] == 4 and len({run.job_id for run in runs}) == 4
+        assert stats["faults_injected"].get("rate_limit", 0) > 0
+
+    def test_past_its_patience_a_request_raises_rate_limit_error(self, tmp_path: Path) -> None:
+        """With rate_limit_patience_s=0 the first 429 is final: a clear error, nothing created."""
+        retry = rn.RetryPolicy(rate_limit_patience_s=0)
+        with (
+            serve(job_seconds=0.3, faults={"rate_limit_per_s": 0.1}) as sb,  # one request per 10 s
+            make_client(sb, tmp_path, retry=retry) as client,  # connecting used the one slot
+        ):
+            with pytest.raises(rn.RateLimitError, match="rate_limit_patience_s=0") as caught:
+                client.generate(prompt="a mug", seed=1, quality="extra-low")
+            assert caught.value.retry_after is not None and caught.value.retry_after > 0
+            assert sb.stats()["jobs_created"] == 0
+            (row,) = client.log.rows("1=1", ())
+        assert row["status"] == "failure" and "429" in row["error"]
+
+    def test_a_client_never_limited_is_never_paced(self, tmp_path: Path) -> None:
+        """Without 429s the gate never holds a request back (counted, not timed)."""
+        with serve(job_seconds=0.3) as sb, make_client(sb, tmp_path) as client:
+            run_some(client, 3)
+            gate = client.transport.gate
+            requests = sum(sb.stats()["requests"].values())
+        assert requests > 5
+        assert (gate.interval, gate.delayed, gate.refusals) == (0.0, 0, 0)
+
+    def test_gate_releases_waiters_one_by_one(self) -> None:
+        """After a 429 the waiting threads get slots ``interval`` apart, not one shared instant."""
+        gate = RateGate()
+        epoch, started = gate.acquire()
+        gate.admitted(started)
+        gate.admitted(started)  # two got through in the last second: about 2/s allowed
+        gate.refused(epoch, 0.3)
+        assert gate.interval == pytest.approx(1.05 / 2)
+        slots: list[float] = []
+        lock = threading.Lock()
+        barrier = threading.Barrier(4)
+
+        def wait_for_slot() -> None:
+            barrier.wait()
+            _, slot = gate.acquire()
+            with lock:
+                slots.append(slot)
+
+        threads = [threading.Thread(target=wait_for_slot) for _ in range(4)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        slots.sort()
+        gaps = [later - earlier for earlier, later in itertools.pairwise(slots)]
+        assert gaps == pytest.approx([gate.interval] * 3)
+        assert gate.delayed == 4
+
+    def test_gate_widens_once_per_burst_of_429s(self) -> None:
+        """429s of requests released before the pace changed are no fresh evidence."""
+        gate = RateGate()
+        epoch, started = gate.acquire()
+        gate.admitted(started)
+        for _ in range(5):  # a burst released together, refused together
+            gate.refused(epoch, 0.0)
+        assert gate.interval == pytest.approx(1.05) and gate.refusals == 5
+        paced_epoch, _ = gate.acquire()
+        gate.refused(paced_epoch, 0.0)  # refused although paced: widen by a quarter
+        assert gate.interval == pytest.approx(1.05 * 1.25)
+        gate.refused(paced_epoch, 0.0)
+        assert gate.interval == pytest.approx(1.05 * 1.25)
+
+
+def test_file_host_429s_are_waited_out_without_using_attempts(tmp_path: Path) -> None:
+    """A signed-URL host answering 429 is waited out (Retry-After), even with a single attempt."""
+    body = (FIXTURES / "BoxTextured.glb").read_bytes()
+    hits: list[int] = []
+
+    class Limited(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            hits.append(1)
+            if len(hits) <= 3:
+                self.send_response(429)
+                self.send_header("retry-after-ms", "20")
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+                return
+            self.send_response(200)
+            self.send_header("Content-Type", "model/gltf-binary")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    host = ThreadingHTTPServer(("127.0.0.1", 0), Limited)
+    threading.Thread(target=host.serve_forever, daemon=True).start()
+    url = f"http://127.0.0.1:{host.server_address[1]}/file.glb?signature=x"
+    asset = {"url": url, "mimeType": "model/gltf-binary"}
+    try:
+        with serve(job_seconds=0.3) as sb, make_client(sb, tmp_path) as client:
+            patient = Downloader(client.api, client.store, retry=client.transport.retry, attempts=1)
+            stored = patient.fetch("asset_limited", asset=asset)
+            assert stored.sha256 == hashlib.sha256(body).hexdigest() and len(hits) == 4
+            hits.clear()
+            impatient = Downloader(client.api, client.store, retry=rn.RetryPolicy(rate_limit_patience_s=0))
+            with pytest.raises(rn.AssetError, match="429"):
+                impatient.fetch("asset_limited", asset=asset)
+    finally:
+        host.shutdown()
+        host.server_close()
 
 
 def test_corrupt_download_is_detected_and_refetched(tmp_path: Path) -> None:
@@ -112,3 +280,26 @@ def test_expired_url_is_refreshed(tmp_path: Path) -> None:
         assert again.sha256 == run.stored[0].sha256
         assert sb.stats()["requests"]["GET /v1/assets/{assetId}"] == before + 1  # one fresh URL
         assert sb.stats()["file_requests_with_authorization"] == 0
+
+
+@pytest.mark.parametrize(
+    ("rate", "capacity", "window"),
+    [(1, 1, 1.0), (5, 5, 1.0), (0.5, 1, 2.0), (2.5, 3, 1.2)],
+)
+def test_sandbox_rate_limit_admits_exactly_its_rate(rate: float, capacity: int, window: float) -> None:
+    """N/s admits ``capacity`` per ``window`` (capacity / window == N); Retry-After says when a slot frees."""
+    now = [100.0]
+    limiter = FaultInjector(FaultConfig(rate_limit_per_s=rate), clock=lambda: now[0])
+    assert [limiter.rate_limited() for _ in range(capacity)] == [None] * capacity
+    now[0] += 0.25 * window
+    assert limiter.rate_limited() == pytest.approx(0.75 * window)  # the first admitted leaves then
+    now[0] += 0.75 * window
+    assert limiter.rate_limited() is None  # exactly when it said
+    assert limiter.snapshot()["rate_limit"] == 1
+
+
+def test_retry_policy_refuses_nonsense() -> None:
+    with pytest.raises(ValueError, match="rate_limit_patience_s"):
+        rn.RetryPolicy(rate_limit_patience_s=-1)
+    with pytest.raises(ValueError, match="max_retries"):
+        rn.RetryPolicy(max_retries=1.5)  # type: ignore[arg-type]

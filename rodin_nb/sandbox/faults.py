@@ -92,10 +92,12 @@ class FaultInjector:
         self._admitted: deque[float] = deque()
         self.injected: dict[str, int] = {}
         rate = config.rate_limit_per_s
-        # A sliding window of at least one second; below 1 req/s the window widens so that
-        # e.g. 0.5/s means one request per two seconds rather than never.
-        self._window = max(1.0, 1.0 / rate) if rate else 1.0
-        self._capacity = max(1, int(rate * self._window)) if rate else 0
+        # A sliding window admitting ``capacity`` requests per ``window`` seconds, sized so that
+        # capacity / window is exactly the rate: 5/s is 5 per second, 0.5/s one per two seconds
+        # (rather than never), 2.5/s three per 1.2 s (rather than 2/s). Refused requests take no slot,
+        # and their Retry-After says when the oldest admitted one leaves the window, freeing a slot.
+        self._capacity = max(1, math.ceil(rate)) if rate else 0
+        self._window = self._capacity / rate if rate else 1.0
 
     def rng(self, stream: str) -> random.Random:
         """The RNG of one named stream (created on first use; deterministic when ``seed`` is set)."""

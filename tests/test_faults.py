@@ -97,9 +97,10 @@ def test_rate_limit_slows_everyone(tmp_path: Path) -> None:
 class TestSteadyRateLimit:
     """A steady rate limit slows the client down and never fails a submission, poll or download."""
 
-    @pytest.mark.parametrize("rate", [1, 2])
+    # 2 requests/s keeps the test near 15 s; the 1/s regime is covered by the concurrent-calls test below.
+    @pytest.mark.parametrize("rate", [2])
     def test_sweep_finishes_every_run(self, rate: int, tmp_path: Path) -> None:
-        """6 runs through 1 (or 2) requests/s: all succeed with files, one job each, 429s a minority."""
+        """6 runs through 2 requests/s: all succeed with files, one job each, 429s a minority."""
         with (
             serve(job_seconds=0.5, faults={"rate_limit_per_s": rate}) as sb,
             make_client(sb, tmp_path) as client,

@@ -51,10 +51,13 @@ class Engine:
         self._cv = threading.Condition()
         self._stopped = False
         self._thread: threading.Thread | None = None
-        # Two pools so slow work never delays a status check: polls are quick GETs; downloads (tens of MB
-        # on the real service) and sweep submissions (uploads + the generate call) get their own threads.
+        # Three pools so slow work never delays urgent work: polls are quick GETs; downloads (tens of MB on
+        # the real service) get their own threads; and sweep submissions (uploads + the generate call)
+        # theirs, so a freed service slot is refilled at once instead of after the downloads queued
+        # before it.
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="rodin_nb-poll")
         self._work_pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="rodin_nb-work")
+        self._submit_pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="rodin_nb-submit")
         self._tracked: dict[str, Run] = {}
         self.parallel_jobs = parallel_jobs  # the account's parallel-job limit (queue simulation)
         self.finalize_s = 0.0  # typical finalizing time, learned from finished jobs' statusHistory
@@ -93,7 +96,7 @@ class Engine:
         self.track(run, delay=0)
 
     def run_task(self, task: Callable[[], None]) -> bool:
-        """Run ``task`` on the I/O pool (used to submit a sweep's next runs off the polling path).
+        """Run ``task`` on the submission pool (a sweep's next runs, off the polling and download paths).
 
         Returns False when the engine is stopped (the client closed) and the task will never run.
         """
@@ -105,7 +108,7 @@ class Engine:
                 log.exception("background task failed")
 
         try:
-            self._work_pool.submit(guarded)
+            self._submit_pool.submit(guarded)
         except RuntimeError:  # the pool is shut down: the client is closing
             return False
         return True
@@ -133,8 +136,8 @@ class Engine:
                     "keeps running: client.resume() or client.run(run_id) picks it up"
                 )
             )
-        self._pool.shutdown(wait=False, cancel_futures=True)
-        self._work_pool.shutdown(wait=False, cancel_futures=True)
+        for pool in (self._pool, self._work_pool, self._submit_pool):
+            pool.shutdown(wait=False, cancel_futures=True)
 
     # --- scheduler -----------------------------------------------------------------------------------
 

@@ -187,6 +187,11 @@ class Run:
             now = time.monotonic()
             if self.status == "finalizing":
                 seen = self._phase_seen.get("finalizing", now)
+                if not finalize_s:
+                    # Nothing learned yet (the first jobs of a session): guess a tenth of the time it ran
+                    # so far, so the end is checked at a pace that suits this job, not the last wait.
+                    started = self._phase_seen.get("warming-up", self._phase_seen.get("in-progress", seen))
+                    finalize_s = 0.1 * max(0.0, seen - started)
                 return finalize_s - (now - seen) if finalize_s else None
             if self.status not in RUNNING_STATUSES:
                 return None

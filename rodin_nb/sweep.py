@@ -341,9 +341,10 @@ class Sweep:
 
     def _on_change(self, run: Run) -> None:
         self._notify()
-        if run.done:
-            # Called from the engine thread: hand the next submission to the engine's pool so polling is
-            # never blocked by an upload or a generate call.
+        if run.done or run.status in TERMINAL_STATUSES:
+            # The job left the service (its files may still be downloading): its slot is free, so the
+            # next submission goes now. Called from the engine's threads: the submission itself runs on
+            # the engine's submission pool, so polling is never blocked by an upload or a generate call.
             self.client.engine.run_task(self._pump)
 
     def _check_done(self) -> None:

@@ -129,6 +129,10 @@ class Engine:
             self._stopped = True
             self._cv.notify_all()
             unfinished = [run for run in self._tracked.values() if not run.done]
+        # Pools first: a listener told of the detach below (a sweep) must find them closed and end
+        # itself, instead of queueing work that the shutdown would then silently drop.
+        for pool in (self._pool, self._work_pool, self._submit_pool):
+            pool.shutdown(wait=False, cancel_futures=True)
         for run in unfinished:
             run._detach(
                 RodinError(
@@ -136,8 +140,6 @@ class Engine:
                     "keeps running: client.resume() or client.run(run_id) picks it up"
                 )
             )
-        for pool in (self._pool, self._work_pool, self._submit_pool):
-            pool.shutdown(wait=False, cancel_futures=True)
 
     # --- scheduler -----------------------------------------------------------------------------------
 

@@ -360,6 +360,7 @@ class Run:
             self._failure = error
         if not self._future.done():
             self._future.set_result(None)
+        self._notify()  # a sweep waiting on this run must hear that it will not hear more
 
     def _mark_lost(self, message: str) -> None:
         with self._lock:

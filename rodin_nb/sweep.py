@@ -159,8 +159,7 @@ class Sweep:
         Prices come from the service's dry run, asked once per distinct combination of the inputs marked
         ``costImpact`` (not once per run).
         """
-        logged = self._logged()
-        to_pay = [req for req in self.requests if req.params_hash not in logged]
+        to_pay = self._to_pay()
         total = 0.0
         for req in to_pay:
             key = self._cost_key(req)
@@ -253,8 +252,9 @@ class Sweep:
         with self._lock:
             self._stopped = self._canceled = True
         canceled = 0
-        for run in list(self._runs.values()):
-            if not run.done and run.job_id and run.cancel():
+        for run in self._distinct_runs():
+            # Runs answered from the log belong to someone else (a generate() call, another sweep).
+            if run.sweep_id == self.sweep_id and not run.done and run.job_id and run.cancel():
                 canceled += 1
         self._check_done()
         return canceled
@@ -269,6 +269,11 @@ class Sweep:
         """Submit planned runs while there is room; called at start and whenever a run ends."""
         try:
             self._fill()
+        except Exception as exc:  # e.g. the log could not be read: end the sweep with it, never hang
+            log.exception("sweep %s stopped", self.sweep_id)
+            with self._lock:
+                self._stopped = True
+                self.error = self.error or exc
         finally:
             self._check_done()
 
@@ -277,9 +282,10 @@ class Sweep:
             with self._lock:
                 if self._stopped or self._next >= len(self.requests):
                     break
-                # Submissions under way count too: pumps run concurrently on the engine's pool.
+                # Submissions under way count too: pumps run concurrently on the engine's pool. A run
+                # planned twice (two rows asking for one request) is one job.
                 in_flight = self._submitting + sum(
-                    1 for run in self._runs.values() if run.status in ACTIVE_STATUSES
+                    1 for run in self._distinct_runs() if run.status in ACTIVE_STATUSES
                 )
                 if in_flight >= self.concurrency:
                     break
@@ -297,12 +303,7 @@ class Sweep:
                 self._next += 1
                 self._submitting += 1
                 self._reserved_cost += cost
-            try:
-                self._submit(index)
-            finally:
-                with self._lock:
-                    self._submitting -= 1
-                    self._reserved_cost -= cost
+            self._submit(index, cost)
 
     def _expected_cost(self, index: int) -> float:
         """What submitting this planned run will cost: nothing when the log already answers it."""
@@ -311,20 +312,29 @@ class Sweep:
             return 0.0
         return self._cost_cache.get(self._cost_key(req), 0.0)
 
-    def _submit(self, index: int) -> None:
+    def _submit(self, index: int, reserved: float) -> None:
+        """Submit one planned run; its slot and reserved cost are released as it joins ``_runs``."""
         try:
             run = self.client.generate(self.requests[index], sweep_id=self.sweep_id)
         except Exception as exc:  # any failure stops the sweep and is raised by wait(), never a hang
             with self._lock:
+                self._submitting -= 1
+                self._reserved_cost -= reserved
                 self._stopped = True
                 self.error = exc
             return
         with self._lock:
+            # One step, so no check ever counts this job both as reserved and as spent.
             self._runs[index] = run
+            self._submitting -= 1
+            self._reserved_cost -= reserved
             canceled = self._canceled
+        run.on_change(self._on_change)  # first: whatever happens next, the sweep hears of the end
         if canceled and not run.done and run.job_id and run.sweep_id == self.sweep_id:
-            run.cancel()  # cancel() came while this job was being created: it must not run on
-        run.on_change(self._on_change)
+            try:
+                run.cancel()  # cancel() came while this job was being created: it must not run on
+            except Exception:
+                log.exception("could not cancel %s after the sweep was canceled", run.job_id)
         if run.done:
             self._on_change(run)
 
@@ -341,11 +351,12 @@ class Sweep:
 
     def _on_change(self, run: Run) -> None:
         self._notify()
-        if run.done or run.status in TERMINAL_STATUSES:
-            # The job left the service (its files may still be downloading): its slot is free, so the
-            # next submission goes now. Called from the engine's threads: the submission itself runs on
-            # the engine's submission pool, so polling is never blocked by an upload or a generate call.
-            self.client.engine.run_task(self._pump)
+        # When the job has left the service (its files may still be downloading) its slot is free, so the
+        # next submission goes now. Called from the engine's threads: the submission itself runs on the
+        # engine's submission pool, so polling is never blocked by an upload or a generate call.
+        ended = run.done or run.status in TERMINAL_STATUSES
+        if ended and not self.client.engine.run_task(self._pump):
+            self._fail(RodinError(f"sweep {self.sweep_id} stopped: its client was closed"))
 
     def _check_done(self) -> None:
         """Done once nothing more will be submitted, no submission is under way and every run ended."""
@@ -367,11 +378,22 @@ class Sweep:
 
     def spent(self) -> float:
         """Creative units billed so far (runs answered from the log cost nothing)."""
-        return sum(run.cost or 0.0 for run in self.runs if run.sweep_id == self.sweep_id)
+        return sum(run.cost or 0.0 for run in self._distinct_runs() if run.sweep_id == self.sweep_id)
 
     def paid_count(self) -> int:
+        """How many new jobs the sweep would pay for (each distinct request not in the log, once)."""
+        return len(self._to_pay())
+
+    def _to_pay(self, start: int = 0) -> list[RodinRequest]:
+        """The distinct requests from plan row ``start`` on that the log does not answer yet."""
         logged = self._logged()
-        return sum(1 for req in self.requests if req.params_hash not in logged)
+        distinct = {req.params_hash: req for req in self.requests[start:] if req.params_hash not in logged}
+        return list(distinct.values())
+
+    def _distinct_runs(self) -> list[Run]:
+        """Each run once (two plan rows asking for one request share a run)."""
+        with self._lock:
+            return list({run.run_id: run for run in self._runs.values()}.values())
 
     def counts(self) -> dict[str, int]:
         counts: dict[str, int] = {}
@@ -401,12 +423,12 @@ class Sweep:
         if self._estimate is not None:
             # What the whole sweep is expected to cost: billed so far plus the runs not yet submitted
             # (a reopened sweep's saved estimate covered only what was left to pay when it was made).
-            logged = self._logged()
-            estimate = spent + sum(
-                self._cost_cache.get(self._cost_key(req), 0.0)
-                for req in self.requests[self._next :]
-                if req.params_hash not in logged
-            )
+            left = self._to_pay(self._next)
+            keys = [self._cost_key(req) for req in left]
+            if all(key in self._cost_cache for key in keys):
+                estimate = spent + sum(self._cost_cache[key] for key in keys)
+            else:  # reopened: prices not asked in this process; the saved estimate is the best known
+                estimate = max(self._estimate, spent)
         return {
             "counts": self.counts(),
             "total": total,
@@ -520,4 +542,6 @@ def reopen(client: Client, sweep_id: str) -> Sweep:
     sweep.requests = [requests[i] for i in order]
     sweep._runs = {new: sweep._runs[old] for new, old in enumerate(order) if old in sweep._runs}
     sweep._next = len(sweep._runs)
+    # Re-attached runs ending must not submit the rest: nothing is sent until start() or run().
+    sweep._stopped = True
     return sweep

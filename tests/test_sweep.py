@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import signal
 import subprocess
 import sys
@@ -207,6 +208,57 @@ class TestLifecycle:
     def test_one_seed_for_the_whole_grid_when_none_is_given(self, client: rn.Client) -> None:
         sweep = client.sweep(prompt=["a chair", "a vase"], tier=["Sketch", "Regular"])
         assert len({req.seed for req in sweep.requests}) == 1
+
+    def test_two_rows_asking_for_one_request_are_paid_and_counted_once(
+        self, client: rn.Client, sandbox: SandboxServer
+    ) -> None:
+        # Sketch ignores quality, so Sketch x {medium, high} is one request: 4 rows, 3 jobs.
+        with pytest.warns(rn.RodinWarning, match="forces quality"):
+            sweep = client.sweep(
+                prompt="a chair", seed=1, tier=["Sketch", "Regular"], quality=["medium", "high"]
+            )
+        assert sweep.paid_count() == 3
+        budget = sweep.estimate()
+        assert budget == client.estimate(prompt="x", tier="Sketch") + 2 * client.estimate(prompt="x")
+        df = sweep.run(budget=budget, progress=False)  # exactly enough: not refused
+        assert set(df["status"]) == {"success"} and sandbox.stats()["jobs_created"] == 3
+        assert sweep.spent() == budget
+
+    def test_cancel_leaves_runs_of_others_alone(self, tmp_path: Path) -> None:
+        with serve(job_seconds=2.0) as sb, make_client(sb, tmp_path) as client:
+            mine = client.generate(prompt="a chair", seed=1, quality="extra-low")
+            sweep = client.sweep(prompt="a chair", seed=[1, 2], quality="extra-low").start()
+            time.sleep(0.3)
+            assert sweep.cancel() == 1  # its own job only; seed 1 is answered by `mine`
+            sweep.wait(timeout=30)
+            assert mine.wait(timeout=30).status == "success"
+
+    def test_reopening_a_sweep_submits_nothing_until_started(self, tmp_path: Path) -> None:
+        with serve(job_seconds=0.5) as sb:
+            with make_client(sb, tmp_path) as client:
+                sweep = client.sweep(
+                    prompt="a chair", seed=list(range(6)), quality="extra-low", concurrency=2
+                )
+                sweep.start()
+                sweep.pause()
+            with make_client(sb, tmp_path) as again:
+                reopened = again.sweep_by_id(sweep.sweep_id)
+                for run in reopened.runs:
+                    run.wait(timeout=30)  # re-attached runs end: that alone must not submit the rest
+                created = sb.stats()["jobs_created"]
+                assert created < 6 and reopened.counts().get("planned", 0) == 6 - created
+                reopened.run(progress=False)
+                assert sb.stats()["jobs_created"] == 6
+
+    def test_closing_the_client_ends_wait(self, tmp_path: Path) -> None:
+        with serve(job_seconds=2.0) as sb:
+            client = make_client(sb, tmp_path)
+            sweep = client.sweep(prompt="a chair", seed=[1, 2, 3], quality="extra-low").start()
+            time.sleep(0.3)
+            client.close()
+            with contextlib.suppress(rn.RodinError):
+                sweep.wait(timeout=10)  # returns or raises a RodinError; never hangs
+            assert sweep.done
 
     def test_unknown_sweep_id_is_a_clear_error(self, client: rn.Client, sandbox: SandboxServer) -> None:
         with pytest.raises(rn.RodinError, match="no sweep 'sweep_nope'"):

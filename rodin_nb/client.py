@@ -415,8 +415,9 @@ class Client:
         """
         from .sweep import Sweep, expand_grid, plan_requests
 
-        if grid.get("seed") is None and not any("seed" in case for case in cases or []):
-            # One seed for the whole grid: a tier or quality comparison must not be a seed change too.
+        if grid.get("seed") is None:
+            # One seed for the whole grid (cases that name their own keep it): a tier or quality
+            # comparison must not be a seed change too.
             grid["seed"] = draw_seed()
         rows = expand_grid(self.schema, grid, cases)
         return Sweep(self, plan_requests(self.schema, rows), concurrency=concurrency)

@@ -208,6 +208,10 @@ class TestLifecycle:
     def test_one_seed_for_the_whole_grid_when_none_is_given(self, client: rn.Client) -> None:
         sweep = client.sweep(prompt=["a chair", "a vase"], tier=["Sketch", "Regular"])
         assert len({req.seed for req in sweep.requests}) == 1
+        cases = [{"tier": "Sketch", "seed": 5}, {"tier": "Regular"}, {"tier": "Regular", "quality": "low"}]
+        mixed = client.sweep(prompt="a chair", cases=cases)
+        seeds = [req.seed for req in mixed.requests]
+        assert seeds[0] == 5 and seeds[1] == seeds[2]  # the cases without a seed share the drawn one
 
     def test_two_rows_asking_for_one_request_are_paid_and_counted_once(
         self, client: rn.Client, sandbox: SandboxServer

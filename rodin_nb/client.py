@@ -262,7 +262,12 @@ class Client:
         req = self.request(request, **params)
         run = Run(self, req, model_id=self.model_id, sweep_id=sweep_id)
         run.expected_s = self.expected_duration(req.params)
-        existing = self.log.claim(self._new_row(run), reuse=reuse)
+        with self._lock:
+            # Claim and register as one step: a twin request in another thread of this process then
+            # gets this very Run (still submitting), never a second object following the same job.
+            existing = self.log.claim(self._new_row(run), reuse=reuse)
+            if existing is None:
+                self._runs[run.run_id] = run
         if existing is not None:
             return self._run_for_row(existing)
         self._follow(run)
@@ -274,8 +279,6 @@ class Client:
         except BaseException as exc:
             self._submission_failed(run, exc)
             raise
-        with self._lock:
-            self._runs[run.run_id] = run
         run._apply_job(response["job"])
         cost = response.get("creativeUnitsCost")
         if isinstance(cost, (int, float)):
@@ -315,14 +318,15 @@ class Client:
             or (isinstance(exc, APIConnectionError) and exc.maybe_sent)
         )
         if in_flight:
-            return  # still "submitting": client.resume() looks for the job before anyone pays again
+            # Still "submitting" in the log: client.resume() or client.run() looks for the job (from a
+            # fresh Run) before anyone pays again.
+            with self._lock:
+                self._runs.pop(run.run_id, None)
+            return
         message = f"not submitted: {exc}" if isinstance(exc, RodinError) else f"not submitted: {exc!r}"
-        self.log.update(
-            run.run_id,
-            status="failure",
-            error=message[:2000],
-            hint="nothing was created or billed; fix the cause and generate again",
-        )
+        hint = "nothing was created or billed; fix the cause and generate again"
+        self.log.update(run.run_id, status="failure", error=message[:2000], hint=hint)
+        run._refused(message[:2000], hint)  # anyone already holding this run (a twin request) is told
 
     def _run_for_row(self, row: Mapping[str, Any]) -> Run:
         """The live Run for a logged row: ours, re-attached, or a finished result from the log."""

@@ -362,6 +362,14 @@ class Run:
             self._future.set_result(None)
         self._notify()  # a sweep waiting on this run must hear that it will not hear more
 
+    def _refused(self, message: str, hint: str) -> None:
+        """The submission failed before any job existed: the run ended as a failure, nothing billed."""
+        with self._lock:
+            self.status = "failure"
+            self.error = message
+            self.hint = hint
+        self._finish()
+
     def _mark_lost(self, message: str) -> None:
         with self._lock:
             self.status = "lost"

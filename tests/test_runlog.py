@@ -140,6 +140,15 @@ class TestNoDoubleSpend:
         assert again.run_id == first.run_id and sandbox.stats()["jobs_created"] == 1
         assert client.log.get(first.run_id)["params"]["quality"] == "medium"
 
+    def test_twin_requests_in_one_process_share_one_run(self, tmp_path: Path) -> None:
+        from concurrent.futures import ThreadPoolExecutor
+
+        with serve(job_seconds=0.3, faults={"slow_create_s": 0.5}) as sb, make_client(sb, tmp_path) as client:
+            with ThreadPoolExecutor(4) as pool:
+                runs = list(pool.map(lambda _: client.generate(prompt="a chair", seed=1), range(4)))
+            assert all(run is runs[0] for run in runs)  # one object, following one job
+            assert runs[0].wait(timeout=30).status == "success" and sb.stats()["jobs_created"] == 1
+
     def test_running_request_is_not_submitted_twice(self, tmp_path: Path) -> None:
         with serve(job_seconds=1.0) as sb, make_client(sb, tmp_path) as client:
             a = client.generate(prompt="a vase", seed=1, quality="extra-low")

@@ -1,13 +1,17 @@
-"""The client's background engine: one scheduler thread plus a small I/O pool.
+"""The client's background engine: one scheduler thread plus small thread pools.
 
-The scheduler keeps a heap of "poll this run at time t" entries; due polls run on the I/O pool so one
-slow request never delays the others. After success the same pool downloads the results, then the run's
-future is completed. Nothing here prints; runs notify listeners (the run log, widgets) by callbacks.
+The scheduler keeps a heap of "look at this run at time t" entries; due looks run on a pool so one slow
+request never delays the others. After success the download pool fetches the results, and only then is
+the run a success (until then it is ``downloading``). Nothing here prints; runs notify listeners (the run
+log, widgets, sweeps) by callbacks.
+
+Each followed run has an engine-private record (:class:`_Followed`): when to look next, errors and 404s
+in a row, its :class:`~rodin_nb.timing.Timeline`, and, for a run whose job id is not known yet, how to
+look for it and until when. None of this is on the :class:`~rodin_nb.jobs.Run` the user holds.
 """
 
 from __future__ import annotations
 
-import contextlib
 import heapq
 import itertools
 import logging
@@ -15,20 +19,45 @@ import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .api import TERMINAL_STATUSES, ScenarioAPI
+from .api import ScenarioAPI
 from .errors import AuthenticationError, NotFoundError, RodinError
-from .jobs import RUNNING_STATUSES, PollPolicy, Run
+from .jobs import Run
+from .status import ON_SERVICE, RUNNING, TERMINAL
 from .store import Downloader, StoredFile
+from .timing import PollPolicy, Timeline, phase_durations
 
-__all__ = ["Engine"]
+__all__ = ["Engine", "JobSearch"]
 
 log = logging.getLogger("rodin_nb.engine")
 
 MAX_ERRORS_IN_A_ROW = 20
 NOT_FOUND_TIMES = 3  # consecutive 404s before a job counts as lost
+# How long stop() lets downloads already under way finish, so a script that ends right after a job
+# succeeded still gets its files (the rest is picked up by client.resume()).
+STOP_GRACE_S = 10.0
+
+# How to learn the job id of a run whose submission is unsettled: called with ``final`` False while
+# there is time left, True at the deadline. Returns the job id, or None; with ``final`` True and no job,
+# it must have ended the run itself (the submission protocol decides between not-submitted and lost).
+JobSearch = Callable[[bool], "str | None"]
+
+
+@dataclass(eq=False)
+class _Followed:
+    """The engine's bookkeeping for one run (never on the user's Run)."""
+
+    run: Run
+    timeline: Timeline = field(default_factory=Timeline)
+    delay: float = 0.0  # the last wait between two looks
+    errors_in_a_row: int = 0
+    not_found: int = 0  # consecutive 404s for its job
+    search: JobSearch | None = None  # set while the job id is being looked for
+    search_until: float = 0.0  # monotonic deadline of that search
+    search_every_s: float = 0.2
 
 
 class Engine:
@@ -46,53 +75,64 @@ class Engine:
         self.api = api
         self.downloader = downloader
         self.poll = poll
-        self._heap: list[tuple[float, int, Run]] = []
+        self._heap: list[tuple[float, int, _Followed]] = []
         self._seq = itertools.count()
         self._cv = threading.Condition()
         self._stopped = False
         self._thread: threading.Thread | None = None
-        # Three pools so slow work never delays urgent work: polls are quick GETs; downloads (tens of MB on
-        # the real service) get their own threads; and sweep submissions (uploads + the generate call)
+        # Separate pools so slow work never delays urgent work: polls are quick GETs; downloads (tens of MB
+        # on the real service) get their own threads; and sweep submissions (uploads + the generate call)
         # theirs, so a freed service slot is refilled at once instead of after the downloads queued
         # before it.
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="rodin_nb-poll")
         self._work_pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="rodin_nb-work")
         self._submit_pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="rodin_nb-submit")
-        self._tracked: dict[str, Run] = {}
+        self._followed: dict[str, _Followed] = {}
+        self._downloading: set[str] = set()  # run ids with a download under way
         self.parallel_jobs = parallel_jobs  # the account's parallel-job limit (queue simulation)
         self.finalize_s = 0.0  # typical finalizing time, learned from finished jobs' statusHistory
         self._durations: dict[tuple[Any, Any], float] = {}  # (tier, quality) -> running time seen here
 
     # --- public --------------------------------------------------------------------------------------
 
-    def track(self, run: Run, *, delay: float | None = None) -> None:
-        """Start following ``run`` (which must have a job id)."""
+    def track(self, run: Run, *, delay: float | None = None, expected_s: float | None = None) -> None:
+        """Start following ``run`` (which must have a job id, unless :meth:`find_job` set a search)."""
         with self._cv:
             if self._stopped:
                 raise RuntimeError("the client is closed")
-            self._tracked[run.run_id] = run
-            run.not_found = 0
+            record = self._followed.get(run.run_id)
+            if record is None or record.run is not run:
+                record = self._followed[run.run_id] = _Followed(run)
+            record.not_found = 0
+            if expected_s is not None:
+                record.timeline.expected_s = expected_s
+            elif record.timeline.expected_s is None:
+                record.timeline.expected_s = self._durations.get(_duration_key(run))
+            record.timeline.observe(run)
         if delay is None:
-            eta = self._eta(run)
+            eta = self._eta(record)
             delay = self.poll.first_s if eta is None else self.poll.next_delay(self.poll.first_s, eta)
         with self._cv:
-            run.poll_delay = delay
-            self._schedule(run, run.poll_delay)
+            record.delay = delay
+            self._schedule(record, delay)
             if self._thread is None:
                 self._thread = threading.Thread(target=self._loop, name="rodin_nb-engine", daemon=True)
                 self._thread.start()
 
-    def follow_submission(
-        self, run: Run, resolve: Callable[[Run, bool], str | None], *, patience_s: float = 90.0
-    ) -> None:
-        """Follow a run whose job another process (or a crashed one) was submitting.
+    def find_job(self, run: Run, search: JobSearch, *, patience_s: float, every_s: float = 0.2) -> None:
+        """Follow a run whose job id is not known yet: look for it now and then for ``patience_s``.
 
-        ``resolve(run, final)`` returns the job id once known; with ``final`` it may search the service.
-        Until ``patience_s`` have passed only the cheap path is taken; then, if no job is found, the run
-        is marked lost (never re-submitted silently).
+        Used for a submission whose outcome is unsettled (no answer after the request was sent, or
+        another process that was submitting it). The looks run on the download pool, off the quick
+        status checks; ``search(final)`` decides what was found (see :data:`JobSearch`).
         """
-        run.follow_deadline = time.monotonic() + patience_s
-        run.resolve_job_id = resolve
+        with self._cv:
+            record = self._followed.get(run.run_id)
+            if record is None or record.run is not run:
+                record = self._followed[run.run_id] = _Followed(run)
+            record.search = search
+            record.search_until = time.monotonic() + patience_s
+            record.search_every_s = every_s
         self.track(run, delay=0)
 
     def run_task(self, task: Callable[[], None]) -> bool:
@@ -107,30 +147,41 @@ class Engine:
             except Exception:
                 log.exception("background task failed")
 
-        try:
-            self._submit_pool.submit(guarded)
-        except RuntimeError:  # the pool is shut down: the client is closing
-            return False
-        return True
+        return self._offer(self._submit_pool, guarded)
 
     def active_runs(self) -> list[Run]:
         with self._cv:
-            return [run for run in self._tracked.values() if not run.done]
+            return [record.run for record in self._followed.values() if not record.run.done]
 
     def download(self, run: Run) -> None:
-        """(Re)download a successful run's files on the work pool; ``run.wait()`` waits for it again."""
+        """(Re)download a successful run's files; ``run.wait()`` waits for them."""
         run._rearm()
-        with contextlib.suppress(RuntimeError):  # the client is closing; resume() downloads later
-            self._work_pool.submit(self._download, run)
+        with self._cv:
+            if run.run_id in self._downloading:
+                return  # already under way: wait() waits for that one
+            self._downloading.add(run.run_id)
+        if not self._offer(self._work_pool, lambda: self._download(run)):
+            # Closing: the run stays "downloading" in the log, and client.resume() fetches its files.
+            with self._cv:
+                self._downloading.discard(run.run_id)
+            run._download_failed("the client closed before the files were downloaded; resume() fetches them")
 
-    def stop(self) -> None:
-        """Stop following runs. Their jobs keep running on the service; anyone waiting is released."""
+    def stop(self, grace_s: float = STOP_GRACE_S) -> None:
+        """Stop following runs. Their jobs keep running on the service; anyone waiting is released.
+
+        Downloads already under way get ``grace_s`` to finish (so files a script was about to receive
+        are kept); polls and searches stop at once. Nothing left unfinished is recorded as ended: the
+        run log keeps each run's last state for ``client.resume()``.
+        """
         with self._cv:
             self._stopped = True
             self._cv.notify_all()
-            unfinished = [run for run in self._tracked.values() if not run.done]
-        # Pools first: a listener told of the detach below (a sweep) must find them closed and end
-        # itself, instead of queueing work that the shutdown would then silently drop.
+            deadline = time.monotonic() + grace_s
+            while self._downloading and time.monotonic() < deadline:
+                self._cv.wait(min(0.05, max(0.0, deadline - time.monotonic())))
+            unfinished = [record.run for record in self._followed.values() if not record.run.done]
+        # Pools before the runs are released: a listener told of the detach below (a sweep) must find
+        # them closed and end itself, instead of queueing work that the shutdown would silently drop.
         for pool in (self._pool, self._work_pool, self._submit_pool):
             pool.shutdown(wait=False, cancel_futures=True)
         for run in unfinished:
@@ -143,8 +194,18 @@ class Engine:
 
     # --- scheduler -----------------------------------------------------------------------------------
 
-    def _schedule(self, run: Run, delay: float) -> None:
-        heapq.heappush(self._heap, (time.monotonic() + delay, next(self._seq), run))
+    def _offer(self, pool: ThreadPoolExecutor, task: Callable[[], None]) -> bool:
+        """Hand ``task`` to ``pool``; False once the pool (or the interpreter) is shutting down."""
+        try:
+            pool.submit(task)
+        except RuntimeError:  # "cannot schedule new futures after (interpreter) shutdown"
+            return False
+        return True
+
+    def _schedule(self, record: _Followed, delay: float) -> None:
+        if self._stopped:
+            return
+        heapq.heappush(self._heap, (time.monotonic() + delay, next(self._seq), record))
         self._cv.notify_all()
 
     def _loop(self) -> None:
@@ -155,45 +216,58 @@ class Engine:
                     self._cv.wait(timeout)
                 if self._stopped:
                     return
-                _, _, run = heapq.heappop(self._heap)
-            # Finding the job of a run submitted elsewhere may list jobs several times with pauses in
+                _, _, record = heapq.heappop(self._heap)
+            # Looking for the job of an unsettled submission may list jobs several times with pauses in
             # between: it goes to the work pool, so it never holds up the quick status checks.
-            pool = self._pool if run.job_id is not None else self._work_pool
-            try:
-                pool.submit(self._poll_once, run)
-            except RuntimeError:  # pool shut down while stopping
+            pool = self._pool if record.run.job_id is not None else self._work_pool
+            if not self._offer(pool, lambda record=record: self._look(record)):  # type: ignore[misc]
                 return
 
-    def _poll_once(self, run: Run) -> None:
+    def _look(self, record: _Followed) -> None:
         try:
-            self._poll(run)
+            if record.run.job_id is None:
+                self._search(record)
+            else:
+                self._poll(record)
         except Exception as exc:  # never let a pool thread swallow a run: it would wait forever
-            log.exception("unexpected error while following run %s", run.run_id)
-            run.errors_in_a_row += 1
-            if run.errors_in_a_row >= MAX_ERRORS_IN_A_ROW:
+            log.exception("unexpected error while following run %s", record.run.run_id)
+            record.errors_in_a_row += 1
+            if record.errors_in_a_row >= MAX_ERRORS_IN_A_ROW:
+                run = record.run
                 run._abort(RodinError(f"stopped following job {run.job_id} after repeated errors: {exc}"))
             else:
-                self._reschedule_after_error(run)
+                self._back_off(record)
 
-    def _reschedule_after_error(self, run: Run) -> None:
-        run.poll_delay = min(self.poll.max_s, max(self.poll.min_s, run.poll_delay * self.poll.growth))
+    def _back_off(self, record: _Followed) -> None:
+        record.delay = min(self.poll.max_s, max(self.poll.min_s, record.delay * self.poll.growth))
         with self._cv:
-            if not self._stopped:
-                self._schedule(run, run.poll_delay)
+            self._schedule(record, record.delay)
 
-    def _poll(self, run: Run) -> None:
-        if run.job_id is None and not self._resolve_job_id(run):
-            return
+    def _search(self, record: _Followed) -> None:
+        """One look for the job id of an unsettled submission (see :meth:`find_job`)."""
+        final = time.monotonic() >= record.search_until
+        job_id = record.search(final) if record.search is not None else None
+        if job_id:
+            record.run.job_id = job_id
+            record.search = None
+            with self._cv:
+                self._schedule(record, 0)
+        elif not final and not record.run.done:
+            with self._cv:
+                self._schedule(record, record.search_every_s)
+
+    def _poll(self, record: _Followed) -> None:
+        run = record.run
         assert run.job_id is not None
         try:
             job = self.api.get_job(run.job_id)
         except NotFoundError:
             # One 404 may be a replica lagging behind; only a job missing again and again is lost.
-            run.not_found += 1
-            if run.not_found >= NOT_FOUND_TIMES:
-                run._mark_lost(f"the service no longer knows job {run.job_id}")
+            record.not_found += 1
+            if record.not_found >= NOT_FOUND_TIMES:
+                run._end("lost", f"the service no longer knows job {run.job_id}", None, None)
             else:
-                self._reschedule_after_error(run)
+                self._back_off(record)
             return
         except AuthenticationError as exc:
             # Credentials went bad mid-run: stop following rather than spin; the job id stays for resume.
@@ -202,104 +276,92 @@ class Engine:
         except RodinError as exc:
             # The transport already retried; try again later, backing off, never dropping the run.
             log.info("poll of %s failed (%s); will retry", run.job_id, exc)
-            self._reschedule_after_error(run)
+            self._back_off(record)
             return
-        run.errors_in_a_row = 0
-        run.not_found = 0
+        record.errors_in_a_row = 0
+        record.not_found = 0
         run._apply_job(job)
-        if run.status == "success":
-            self._learn(run)
+        record.timeline.observe(run)
+        if run.status == "downloading":
+            self._learn(record)
             self.download(run)
-        elif run.status in TERMINAL_STATUSES:
+        elif run.status in TERMINAL:
             run._finish()
         else:
-            run.poll_delay = self.poll.next_delay(
-                run.poll_delay, self._eta(run), base=self._overdue_base(run)
-            )
+            eta = self._eta(record)
+            record.delay = self.poll.next_delay(record.delay, eta, base=self._overdue_base(record))
             with self._cv:
-                if not self._stopped:
-                    self._schedule(run, run.poll_delay)
+                self._schedule(record, record.delay)
 
-    @staticmethod
-    def _mesh_stats(path: Path) -> dict[str, Any] | None:
-        from .meshstats import mesh_stats
+    # --- prediction ----------------------------------------------------------------------------------
 
-        try:
-            return mesh_stats(path)
-        except Exception:  # statistics are a bonus; a file trimesh cannot read still is the result
-            log.warning("could not compute mesh statistics for %s", path, exc_info=True)
-            return None
-
-    def _overdue_base(self, run: Run) -> float:
+    def _overdue_base(self, record: _Followed) -> float:
         """Where backing off starts when a job outlives its estimate: a small share of its phase."""
-        if run.status == "finalizing" and self.finalize_s:
+        if record.run.status == "finalizing" and self.finalize_s:
             return 0.2 * self.finalize_s
-        return 0.05 * run.expected_s if run.expected_s else 0.0
+        expected = record.timeline.expected_s
+        return 0.05 * expected if expected else 0.0
 
-    def _learn(self, run: Run) -> None:
+    def _learn(self, record: _Followed) -> None:
         """Learn phase durations from a finished job, and share them with similar jobs still running."""
-        phases = run.phase_durations()
+        run = record.run
+        phases = phase_durations(run)
         if "finalizing" in phases:
             seen = phases["finalizing"]
             self.finalize_s = seen if not self.finalize_s else 0.7 * self.finalize_s + 0.3 * seen
         if run.duration_s is None:
             return
-        key = (run.params.get("tier"), run.params.get("quality"))
+        key = _duration_key(run)
         self._durations[key] = run.duration_s
         with self._cv:
-            similar = [r for r in self._tracked.values() if not r.done and r.expected_s is None]
+            similar = [
+                other
+                for other in self._followed.values()
+                if not other.run.done
+                and other.timeline.expected_s is None
+                and _duration_key(other.run) == key
+            ]
         for other in similar:
-            if (other.params.get("tier"), other.params.get("quality")) == key:
-                other.expected_s = run.duration_s
+            other.timeline.expected_s = run.duration_s
 
-    def _eta(self, run: Run) -> float | None:
-        """Seconds until ``run`` is expected to finish: from its progress while running, and for a queued
+    def _eta(self, record: _Followed) -> float | None:
+        """Seconds until the run is expected to finish: from its progress while running, and for a queued
         job by replaying the service's queue (the account's parallel slots free up as the running jobs
         finish, then serve queued jobs in submission order)."""
-        if run.status in RUNNING_STATUSES:
-            return run.eta_s(self.finalize_s)
-        if run.status not in ("pending", "queued") or run.expected_s is None:
+        run = record.run
+        if run.status in RUNNING:
+            return record.timeline.eta_s(run.status, self.finalize_s)
+        expected = record.timeline.expected_s
+        if run.status not in ("pending", "queued") or expected is None:
             return None
         with self._cv:
-            active = [r for r in self._tracked.values() if not r.done]
+            active = [other for other in self._followed.values() if other.run.status in ON_SERVICE]
         running = [
-            max(0.0, r.eta_s(self.finalize_s) or r.expected_s or 0.0)
-            for r in active
-            if r.status in RUNNING_STATUSES
+            max(
+                0.0,
+                other.timeline.eta_s(other.run.status, self.finalize_s) or other.timeline.expected_s or 0.0,
+            )
+            for other in active
+            if other.run.status in RUNNING
         ]
         slots = sorted(running)[: self.parallel_jobs]
         slots += [0.0] * max(0, self.parallel_jobs - len(slots))
         heapq.heapify(slots)
-        waiting = sorted((r for r in active if r.status in ("pending", "queued")), key=_queue_order)
+        waiting = sorted((o for o in active if o.run.status in ("pending", "queued")), key=_queue_order)
         for other in waiting:
-            finish = heapq.heappop(slots) + (other.expected_s or run.expected_s)
-            if other is run:
+            finish = heapq.heappop(slots) + (other.timeline.expected_s or expected)
+            if other is record:
                 return finish
             heapq.heappush(slots, finish)
         return None
 
-    def _resolve_job_id(self, run: Run) -> bool:
-        """Find the job id of a run submitted elsewhere; reschedule or mark lost when there is none."""
-        final = time.monotonic() >= run.follow_deadline
-        resolve = run.resolve_job_id
-        job_id = resolve(run, final) if resolve is not None else None
-        if job_id:
-            run.job_id = job_id
-            return True
-        if final:
-            run._mark_lost(
-                "the submission was interrupted before a job was created; nothing was billed "
-                "(client.log.rerun(run_id) submits it again)"
-            )
-            return False
-        with self._cv:
-            if not self._stopped:
-                self._schedule(run, 0.2)
-        return False
+    # --- downloads -----------------------------------------------------------------------------------
 
     def _download(self, run: Run) -> None:
-        """Download every result asset and the preview the service attached to it."""
+        """Download every result asset and the preview the service attached to it; then it is a success."""
         try:
+            if not run.asset_ids:
+                raise RodinError(f"job {run.job_id} succeeded but lists no result assets")
             stored: list[StoredFile] = []
             for asset_id in run.asset_ids:
                 asset = self.api.get_asset(asset_id)
@@ -311,19 +373,35 @@ class Engine:
                 if preview_id and preview_id not in run.asset_ids:
                     stored.append(self.downloader.fetch(str(preview_id), role="preview"))
             stored.sort(key=lambda item: {"model": 0, "preview": 1}.get(item.role, 2))
-            run.stored = stored
             model = next((item for item in stored if item.role == "model"), None)
-            if model is not None and run.mesh_stats is None:
-                run.mesh_stats = self._mesh_stats(model.path)
-            run.download_error = None
+            stats = self._mesh_stats(model.path) if model is not None and run.mesh_stats is None else None
+            run._downloaded(stored, stats)
         except RodinError as exc:  # AssetError, or the API refusing the asset lookups
-            run.download_error = str(exc)
+            run._download_failed(str(exc))
         except Exception as exc:
             log.exception("unexpected error while downloading run %s", run.run_id)
-            run.download_error = f"{type(exc).__name__}: {exc}"
-        run._finish()
+            run._download_failed(f"{type(exc).__name__}: {exc}")
+        finally:
+            with self._cv:
+                self._downloading.discard(run.run_id)
+                self._cv.notify_all()
+
+    @staticmethod
+    def _mesh_stats(path: Path) -> dict[str, Any] | None:
+        from .meshstats import mesh_stats
+
+        try:
+            return mesh_stats(path)
+        except Exception:  # statistics are a bonus; a file trimesh cannot read still is the result
+            log.warning("could not compute mesh statistics for %s", path, exc_info=True)
+            return None
 
 
-def _queue_order(run: Run) -> tuple[float, str]:
+def _duration_key(run: Run) -> tuple[Any, Any]:
+    return (run.params.get("tier"), run.params.get("quality"))
+
+
+def _queue_order(record: _Followed) -> tuple[float, str]:
+    run = record.run
     created = run.created_at or run.submitted_at
     return (created.timestamp(), run.job_id or "")

@@ -196,9 +196,12 @@ class GenerateForm:
         if run is not self.run:
             return
         self.progress.value = float(run.progress)
-        self.progress.bar_style = {"success": "success", "failure": "danger", "lost": "danger"}.get(
-            run.status, ""
-        )
+        self.progress.bar_style = {
+            "success": "success",
+            "failure": "danger",
+            "lost": "danger",
+            "not-submitted": "danger",
+        }.get(run.status, "")
         detail = f": {html.escape(run.error)}" if run.error else ""
         self.status.value = f"{html.escape(run.status)}{detail}"
         if run.done and run.status == "success" and self.result_view is None:

@@ -1,75 +1,39 @@
 """The ``Run`` handle: one generation job, as the user sees it.
 
-A Run is updated by the client's background engine (polling, downloads); user code only reads it,
-waits on it (``run.wait()`` or ``await run``), or cancels it. Blocking waits use a
-``concurrent.futures.Future`` completed by the engine, so they behave the same in a script, a notebook
-cell and the CLI, and ``await run`` wraps the same future for the running event loop: no
-``asyncio.run`` or ``nest_asyncio`` anywhere.
+A Run is a thin handle: what the service said about the job (status, progress, cost, errors), the local
+files, and ways to wait on it (``run.wait()`` or ``await run``) or cancel it. The engine's bookkeeping
+(poll delays, error counts, deadlines, progress samples) lives in the engine's own record of the run
+(:mod:`rodin_nb.engine`), and how the job came to exist in the submission protocol
+(:mod:`rodin_nb.submit`). Blocking waits use a ``concurrent.futures.Future`` completed by the engine, so
+they behave the same in a script, a notebook cell and the CLI, and ``await run`` wraps the same future
+for the running event loop: no ``asyncio.run`` or ``nest_asyncio`` anywhere.
 """
 
 from __future__ import annotations
 
 import asyncio
 import concurrent.futures
-import itertools
+import logging
 import threading
-import time
 import uuid
 from collections.abc import Callable, Generator, Mapping
-from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .api import TERMINAL_STATUSES, job_id_of, parse_time
+from .api import job_id_of, parse_time
 from .errors import AssetError, JobCanceled, JobFailed, JobTimeout
 from .schema import ModelSchema, RodinRequest
+from .status import ACTIVE, RUNNING, TERMINAL, Status, parse_status
 from .store import StoredFile
+from .timing import PollPolicy
 
 if TYPE_CHECKING:
     from .client import Client
 
-__all__ = ["ACTIVE_STATUSES", "TERMINAL_STATUSES", "PollPolicy", "Run"]
+__all__ = ["PollPolicy", "Run"]
 
-# Local statuses wrap the service's eight: "submitting" before the job exists, "lost" when the service
-# no longer knows a job we started (never silently re-submitted).
-ACTIVE_STATUSES = frozenset({"submitting", "pending", "queued", "warming-up", "in-progress", "finalizing"})
-RUNNING_STATUSES = frozenset({"warming-up", "in-progress", "finalizing"})
-
-
-@dataclass(frozen=True)
-class PollPolicy:
-    """When to ask for a job's status next.
-
-    While the job waits (no progress yet) the interval grows geometrically from ``first_s``. Once
-    progress rises, the expected finish is extrapolated from it and the next poll lands halfway there,
-    so polls get denser near the end and completion is noticed quickly without hammering the API.
-    """
-
-    first_s: float = 2.0
-    min_s: float = 1.0
-    max_s: float = 20.0
-    growth: float = 1.6
-    # Aim just past the expected finish: one poll sees the result when the estimate is right; an overdue
-    # job is then followed by backing off from a share of its phase (see next_delay's ``base``).
-    eta_fraction: float = 1.0
-
-    @classmethod
-    def for_sandbox(cls) -> PollPolicy:
-        """The sandbox runs jobs in seconds, so its polls start and stay short."""
-        return cls(first_s=0.05, min_s=0.02, max_s=2.0, growth=1.6)
-
-    def next_delay(self, previous: float, eta_s: float | None, *, base: float = 0.0) -> float:
-        """The wait before the next poll, given the last wait and the expected time to finish.
-
-        ``base`` is where backing off restarts when a job outlives its estimate (a share of the phase
-        it is in), so an overdue job is not polled at the minimum interval over and over.
-        """
-        if eta_s is not None and eta_s > 0:
-            return min(self.max_s, max(self.min_s, eta_s * self.eta_fraction + self.min_s))
-        if eta_s is not None:  # overdue: back off from a meaningful base, not from a tiny last delay
-            previous = max(previous, base)
-        return min(self.max_s, max(self.min_s, previous * self.growth))
+log = logging.getLogger("rodin_nb.jobs")
 
 
 def _new_run_id() -> str:
@@ -83,12 +47,16 @@ class Run:
     ----------
     run_id : local id (stable across restarts once the run log stores it).
     job_id : the service's job id, None until submitted.
-    status : ``submitting``, the service's ``pending``/``queued``/``warming-up``/``in-progress``/
-        ``finalizing``/``success``/``failure``/``canceled``, or ``lost``.
+    status : one of :data:`rodin_nb.status.Status`: ``submitting``, the service's ``pending``/``queued``/
+        ``warming-up``/``in-progress``/``finalizing``, ``downloading`` (the job succeeded, its files are
+        on their way), ``success`` (files on disk), ``failure``, ``canceled``, ``not-submitted`` (no job
+        was created, nothing billed) or ``lost``.
     progress : 0..1.
     cost : creative units billed (from the generate response or ``job.billing``).
-    error, hint : the service's words when the job failed.
+    error, hint : the service's words when the job failed (or why it was not submitted).
     files : local result files (GLB first, then the preview image), sha256-checked.
+    reattached : True when this run was found on the service (after a lost answer, or by ``attach``)
+        rather than created by an answered generate call.
     """
 
     def __init__(
@@ -107,7 +75,7 @@ class Run:
         self.sweep_id = sweep_id
         self.job_id: str | None = None
         self.mesh_stats: dict[str, Any] | None = None
-        self.status = "submitting"
+        self.status: Status = "submitting"
         self.progress = 0.0
         self.cost: float | None = None
         self.error: str | None = None
@@ -116,25 +84,15 @@ class Run:
         self.stored: list[StoredFile] = []
         self.download_error: str | None = None
         self.reattached = False
-        self.not_found = 0  # consecutive 404s while following the job
-        self.posting = False  # True once the generate call was made (an interruption is then ambiguous)
         self.submitted_at: datetime = datetime.now(timezone.utc)
         self.created_at: datetime | None = None
         self.started_at: datetime | None = None
         self.finished_at: datetime | None = None
+        self.status_history: list[tuple[str, datetime]] = []  # the service's statusHistory
         self._lock = threading.RLock()
         self._future: concurrent.futures.Future[None] = concurrent.futures.Future()
-        self._samples: list[tuple[float, float]] = []  # (monotonic time, progress) while running
         self._listeners: list[Callable[[Run], None]] = []
-        self.poll_delay = 0.0
-        self.errors_in_a_row = 0
-        self.expected_s: float | None = None  # typical running time for this tier/quality (run log)
-        self._phase_seen: dict[str, float] = {}  # status -> monotonic time we first saw it
-        self._history: list[tuple[str, datetime]] = []  # the service's statusHistory
-        # Set when another process was submitting this run: how to learn its job id, and until when.
-        self.resolve_job_id: Callable[[Run, bool], str | None] | None = None
-        self.follow_deadline = 0.0
-        self._failure: Exception | None = None  # why the engine stopped following this run early
+        self._failure: BaseException | None = None  # what wait() raises when following ended early
 
     # --- reading -------------------------------------------------------------------------------------
 
@@ -175,47 +133,6 @@ class Run:
             return (self.finished_at - self.started_at).total_seconds()
         return None
 
-    def eta_s(self, finalize_s: float = 0.0) -> float | None:
-        """Seconds until the job is expected to finish, or None when there is nothing to go on.
-
-        While in progress: the progress rate (two samples or more) extrapolated to 1, plus
-        ``finalize_s``, the typical finalizing time; without a rate, ``expected_s`` (the typical running
-        time for this tier and quality, from the run log) scaled by the progress left. While
-        finalizing: what is left of ``finalize_s``.
-        """
-        with self._lock:
-            now = time.monotonic()
-            if self.status == "finalizing":
-                seen = self._phase_seen.get("finalizing", now)
-                if not finalize_s:
-                    # Nothing learned yet (the first jobs of a session): guess a tenth of the time it ran
-                    # so far, so the end is checked at a pace that suits this job, not the last wait.
-                    started = self._phase_seen.get("warming-up", self._phase_seen.get("in-progress", seen))
-                    finalize_s = 0.1 * max(0.0, seen - started)
-                return finalize_s - (now - seen) if finalize_s else None
-            if self.status not in RUNNING_STATUSES:
-                return None
-            if len(self._samples) >= 2:
-                (t0, p0), (t1, p1) = self._samples[0], self._samples[-1]
-                if p1 > p0 and t1 > t0:
-                    rate = (p1 - p0) / (t1 - t0)
-                    return (1.0 - p1) / rate - (now - t1) + finalize_s
-            if self.expected_s is None:
-                return None
-            if self._samples:
-                t1, p1 = self._samples[-1]
-                return (1.0 - p1) * self.expected_s - (now - t1)
-            return self.expected_s - (now - self._phase_seen.get("warming-up", now))
-
-    def phase_durations(self) -> dict[str, float]:
-        """Seconds spent in each status, from the service's own ``statusHistory`` dates (no clock skew)."""
-        with self._lock:
-            history = list(self._history)
-        out: dict[str, float] = {}
-        for (status, start), (_, end) in itertools.pairwise(history):
-            out[status] = out.get(status, 0.0) + max(0.0, (end - start).total_seconds())
-        return out
-
     # --- waiting -------------------------------------------------------------------------------------
 
     def wait(self, timeout: float | None = None) -> Run:
@@ -226,7 +143,10 @@ class Run:
         JobFailed : the job failed; ``error`` and ``hint`` carry the service's words.
         JobCanceled : the job was canceled.
         JobTimeout : ``timeout`` seconds passed; the job keeps running and can be waited on again.
-        AssetError : the job succeeded but its files could not be downloaded.
+        AssetError : the job succeeded but its files could not be downloaded (the run stays
+            ``downloading``; ``client.download(run)`` or ``client.resume()`` fetches them again).
+        APIError : the run ended ``not-submitted``: the service refused the request, or failed to
+            create the job (nothing was created or billed); the error is the service's answer.
         """
         try:
             self._future.result(timeout=timeout)
@@ -260,6 +180,11 @@ class Run:
         if self.status == "lost":
             reason = self.error or f"job {self.job_id} is no longer known to the service"
             raise JobFailed(f"run {self.run_id} is lost: {reason}", self, error=self.error, hint=self.hint)
+        if self.status == "not-submitted":
+            reason = self.error or "no job was created"
+            raise JobFailed(
+                f"run {self.run_id} was not submitted: {reason}", self, error=self.error, hint=self.hint
+            )
         if self.download_error:
             raise AssetError(
                 f"job {self.job_id} succeeded but its files could not be downloaded: "
@@ -290,30 +215,36 @@ class Run:
             try:
                 callback(self)
             except Exception:  # a broken listener must not stop the engine
-                import logging
-
-                logging.getLogger("rodin_nb.jobs").exception("run listener failed")
+                log.exception("run listener failed")
 
     def _apply_job(self, job: Mapping[str, Any]) -> None:
         """Take the service's view of the job (from generate, get or list)."""
         with self._lock:
             self.job_id = job_id_of(job)
-            status = str(job.get("status") or self.status)
+            current = self.status if self.status in ACTIVE else "pending"
+            status = parse_status(job.get("status"), current=current)
             progress = job.get("progress")
             if isinstance(progress, (int, float)):
                 # Progress is 0..1 (contract §3.1); a percentage would be a service change worth surviving.
                 self.progress = float(progress) / 100.0 if progress > 1.0 else float(progress)
             if status == "success":
                 self.progress = 1.0
+                # Success is claimed only with the files on disk: until then the run is downloading.
+                status = "success" if self.stored and not self.download_error else "downloading"
             self.status = status
             self.created_at = parse_time(job.get("createdAt")) or self.created_at
-            for entry in job.get("statusHistory") or []:
-                when = parse_time(entry.get("date"))
-                if entry.get("status") in RUNNING_STATUSES and when and self.started_at is None:
+            history = [
+                (parse_status(e.get("status"), current="pending"), parse_time(e.get("date")))
+                for e in job.get("statusHistory") or []
+                if isinstance(e, Mapping)
+            ]
+            self.status_history = [(name, when) for name, when in history if when] or self.status_history
+            for name, when in self.status_history:
+                if name in RUNNING and self.started_at is None:
                     self.started_at = when
-                if entry.get("status") in TERMINAL_STATUSES and when:
+                if name in ("success", "failure", "canceled"):
                     self.finished_at = when
-            if status in TERMINAL_STATUSES and self.finished_at is None:
+            if status in TERMINAL | {"downloading"} and self.finished_at is None:
                 self.finished_at = parse_time(job.get("updatedAt")) or datetime.now(timezone.utc)
             metadata = job.get("metadata") or {}
             self.asset_ids = [str(a) for a in metadata.get("assetIds") or []] or self.asset_ids
@@ -322,24 +253,31 @@ class Run:
             billing = job.get("billing") or {}
             if isinstance(billing.get("cuCost"), (int, float)):
                 self.cost = float(billing["cuCost"])
-            self._phase_seen.setdefault(status, time.monotonic())
-            if status in RUNNING_STATUSES:
-                self._phase_seen.setdefault("warming-up", time.monotonic())
-            history = [
-                (str(e.get("status")), parse_time(e.get("date"))) for e in job.get("statusHistory") or []
-            ]
-            self._history = [(name, when) for name, when in history if when is not None] or self._history
-            if status == "in-progress":
-                self._samples.append((time.monotonic(), self.progress))
-                del self._samples[1:-8]  # first sample plus the recent ones are enough for a rate
         self._notify()
+
+    def _downloaded(self, stored: list[StoredFile], mesh_stats: dict[str, Any] | None) -> None:
+        """Every file is on disk: the run is a success, and errors of earlier attempts are history."""
+        with self._lock:
+            self.stored = stored
+            self.mesh_stats = mesh_stats or self.mesh_stats
+            self.status = "success"
+            self.progress = 1.0
+            self.download_error = self.error = self.hint = None
+        self._finish()
+
+    def _download_failed(self, message: str) -> None:
+        """The files could not be fetched: still ``downloading`` (resume() tries again); wait() raises."""
+        with self._lock:
+            self.status = "downloading"
+            self.download_error = message
+        self._finish()
 
     def _finish(self) -> None:
         if not self._future.done():
             self._future.set_result(None)
         self._notify()
 
-    def _abort(self, error: Exception) -> None:
+    def _abort(self, error: BaseException) -> None:
         """Stop following the run (the job may still run on the service); wait() raises ``error``."""
         with self._lock:
             self._failure = error
@@ -351,6 +289,8 @@ class Run:
         with self._lock:
             if self._future.done():
                 self._future = concurrent.futures.Future()
+            if self.status == "success":
+                self.status = "downloading"
             self.download_error = None
             self._failure = None
 
@@ -362,18 +302,13 @@ class Run:
             self._future.set_result(None)
         self._notify()  # a sweep waiting on this run must hear that it will not hear more
 
-    def _refused(self, message: str, hint: str) -> None:
-        """The submission failed before any job existed: the run ended as a failure, nothing billed."""
+    def _end(self, status: Status, message: str, hint: str | None, cause: BaseException | None) -> None:
+        """End a run that has no job to follow (``not-submitted`` or ``lost``); wait() raises ``cause``."""
         with self._lock:
-            self.status = "failure"
+            self.status = status
             self.error = message
             self.hint = hint
-        self._finish()
-
-    def _mark_lost(self, message: str) -> None:
-        with self._lock:
-            self.status = "lost"
-            self.error = message
+            self._failure = cause
         self._finish()
 
     @classmethod
@@ -387,7 +322,8 @@ class Run:
             sweep_id=row.get("sweep_id"),
         )
         run.job_id = row.get("job_id")
-        run.status = row["status"]
+        status = row["status"]
+        run.status = status if status in ACTIVE | TERMINAL else parse_status(status)
         run.progress = float(row.get("progress") or 0.0)
         run.cost = row.get("cost")
         run.error, run.hint = row.get("error"), row.get("hint")
@@ -415,7 +351,7 @@ class Run:
 
     def __repr__(self) -> str:
         parts = [f"run_id={self.run_id!r}", f"status={self.status!r}"]
-        if self.status in ACTIVE_STATUSES:
+        if self.status in ACTIVE:
             parts.append(f"progress={self.progress:.0%}")
         if self.job_id:
             parts.append(f"job_id={self.job_id!r}")

@@ -7,6 +7,8 @@ import html
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from .status import TERMINAL
+
 if TYPE_CHECKING:
     from .jobs import Run
     from .runlog import RunLog
@@ -16,7 +18,7 @@ __all__ = ["log_html", "run_html"]
 STATUS_COLOURS = {
     "success": "#1a7f37", "failure": "#cf222e", "canceled": "#6e7781", "lost": "#9a6700",
     "submitting": "#0969da", "pending": "#0969da", "queued": "#0969da", "warming-up": "#0969da",
-    "in-progress": "#0969da", "finalizing": "#0969da",
+    "in-progress": "#0969da", "finalizing": "#0969da", "downloading": "#0969da", "not-submitted": "#6e7781",
 }  # fmt: skip
 
 
@@ -43,7 +45,7 @@ def run_html(run: Run) -> str:
     stats = run.mesh_stats or {}
     mesh = f"{stats['faces']:,} faces, {stats['vertices']:,} vertices" if stats.get("faces") else ""
     error = f"<br><b>{html.escape(run.error or '')}</b> {html.escape(run.hint or '')}" if run.error else ""
-    progress = f" {run.progress:.0%}" if run.status not in ("success", "failure", "canceled", "lost") else ""
+    progress = f" {run.progress:.0%}" if run.status not in TERMINAL else ""
     return (
         f'<div style="display:flex;gap:8px;align-items:center">{_thumb(run.preview)}<div>'
         f"<code>{html.escape(run.run_id)}</code> {_badge(run.status)}{progress} {cost}<br>"

@@ -27,7 +27,8 @@ from typing import TYPE_CHECKING, Any
 from ._sqlite import open_shared
 from ._version import __version__
 from .errors import ConfigError, NotInLogError
-from .jobs import ACTIVE_STATUSES
+from .status import ACTIVE as ACTIVE_STATUSES
+from .status import REUSABLE as REUSABLE_STATUSES
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -38,10 +39,8 @@ if TYPE_CHECKING:
 __all__ = ["ACTIVE", "LOG_FILE", "MIGRATIONS", "SCHEMA_VERSION", "RunLog", "default_workspace"]
 
 LOG_FILE = "runs.sqlite"
-ACTIVE = tuple(sorted(ACTIVE_STATUSES))  # the one list lives in jobs.py
-# A row in one of these states stands for a request that is paid for (or being paid for): an identical
-# request is answered from it instead of creating another job.
-REUSABLE = ("success", *ACTIVE)
+ACTIVE = tuple(sorted(ACTIVE_STATUSES))  # the one list lives in status.py
+REUSABLE = tuple(sorted(REUSABLE_STATUSES))
 
 # Columns after the parameters, in DataFrame order. JSON columns hold lists/dicts.
 _V1 = """
@@ -484,7 +483,7 @@ def run_fields(run: Run) -> dict[str, Any]:
         "asset_ids": run.asset_ids,
         "files": [_relative(item.path, run) for item in run.stored],
         "sha256": [item.sha256 for item in run.stored],
-        "error": run.error or run.download_error,
+        "error": run.download_error or run.error,
         "hint": run.hint,
         **(
             {key: run.mesh_stats.get(key) for key in ("faces", "vertices", "bbox", "textures")}

@@ -17,10 +17,11 @@ import uuid
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from .errors import BudgetExceeded, RodinError, ValidationError
-from .jobs import ACTIVE_STATUSES, TERMINAL_STATUSES, Run
-from .runlog import REUSABLE, owner_alive
+from .errors import AuthenticationError, BudgetExceeded, PermissionDeniedError, RodinError, ValidationError
+from .jobs import Run
+from .runlog import owner_alive
 from .schema import ModelSchema, RodinRequest
+from .status import ENDED_ON_SERVICE, REUSABLE, TERMINAL
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -285,7 +286,7 @@ class Sweep:
                 # Submissions under way count too: pumps run concurrently on the engine's pool. A run
                 # planned twice (two rows asking for one request) is one job.
                 in_flight = self._submitting + sum(
-                    1 for run in self._distinct_runs() if run.status in ACTIVE_STATUSES
+                    1 for run in self._distinct_runs() if run.status not in ENDED_ON_SERVICE
                 )
                 if in_flight >= self.concurrency:
                     break
@@ -313,22 +314,35 @@ class Sweep:
         return self._cost_cache.get(self._cost_key(req), 0.0)
 
     def _submit(self, index: int, reserved: float) -> None:
-        """Submit one planned run; its slot and reserved cost are released as it joins ``_runs``."""
+        """Submit one planned run; its slot and reserved cost are released as it joins ``_runs``.
+
+        A run the service refused or failed to create ends ``not-submitted`` and the sweep goes on (the
+        end table shows it); only an error that would refuse every run (credentials, permissions) or
+        one of rodin_nb's own stops the sweep, and ``wait()`` raises it.
+        """
+        run: Run | None = None
+        error: BaseException | None = None
         try:
-            run = self.client.generate(self.requests[index], sweep_id=self.sweep_id)
-        except Exception as exc:  # any failure stops the sweep and is raised by wait(), never a hang
-            with self._lock:
-                self._submitting -= 1
-                self._reserved_cost -= reserved
-                self._stopped = True
-                self.error = exc
-            return
+            run = self.client.submitter.start(self.requests[index], reuse=True, sweep_id=self.sweep_id)
+        except Exception as exc:  # never a hang: the sweep ends with the error
+            error = exc
+        else:
+            cause = run._failure if run.status == "not-submitted" else None
+            if isinstance(cause, (AuthenticationError, PermissionDeniedError)):
+                error = cause
         with self._lock:
             # One step, so no check ever counts this job both as reserved and as spent.
-            self._runs[index] = run
+            if run is not None:
+                self._runs[index] = run
             self._submitting -= 1
             self._reserved_cost -= reserved
+            if error is not None:
+                self._stopped = True
+                self.error = self.error or error
             canceled = self._canceled
+        if run is None:
+            self._check_done()
+            return
         run.on_change(self._on_change)  # first: whatever happens next, the sweep hears of the end
         if canceled and not run.done and run.job_id and run.sweep_id == self.sweep_id:
             try:
@@ -354,7 +368,7 @@ class Sweep:
         # When the job has left the service (its files may still be downloading) its slot is free, so the
         # next submission goes now. Called from the engine's threads: the submission itself runs on the
         # engine's submission pool, so polling is never blocked by an upload or a generate call.
-        ended = run.done or run.status in TERMINAL_STATUSES
+        ended = run.done or run.status in ENDED_ON_SERVICE
         if ended and not self.client.engine.run_task(self._pump):
             self._fail(RodinError(f"sweep {self.sweep_id} stopped: its client was closed"))
 
@@ -368,6 +382,48 @@ class Sweep:
                 self._done.set()
         if newly_done:
             self._notify()  # displays draw the final state (their last update may predate the end)
+
+    @classmethod
+    def reopen(cls, client: Client, sweep_id: str) -> Sweep:
+        """A sweep rebuilt from the log: its planned requests (same seeds) and its runs so far.
+
+        Runs already submitted are re-attached (never re-submitted); the rest are planned again. Nothing
+        is sent until ``start()`` or ``run()``.
+        """
+        saved = client.log.get_sweep(sweep_id)
+        requests = [RodinRequest.logged(client.schema, params) for params in saved["plan"]]
+        by_hash = {row["params_hash"]: row for row in client.log.rows("sweep_id=?", (sweep_id,))}
+        attached: dict[int, Run] = {}
+        for index, req in enumerate(requests):
+            row = by_hash.get(req.params_hash)
+            if row is not None and row["status"] == "submitting" and not row.get("job_id"):
+                if owner_alive(row.get("owner")) is False:
+                    # Its process died mid-submission: find its job now, or plan the request again.
+                    row = client.submitter.settle_interrupted(row)
+            elif row is not None and not row.get("job_id") and row["status"] not in REUSABLE:
+                row = None  # ended before a job existed (not submitted): planned again
+            if row is None:
+                # Answered from the log by a run outside this sweep (an earlier generate() or sweep): it
+                # belongs to the results all the same, and costs nothing.
+                row = client.log.find_reusable(client.service, client.model_id, req.params_hash)
+            if row is not None:
+                attached[index] = client.run(row["run_id"])
+        order = sorted(attached) + [i for i in range(len(requests)) if i not in attached]
+        sweep = cls(
+            client,
+            [requests[i] for i in order],
+            sweep_id=sweep_id,
+            concurrency=saved.get("concurrency"),
+            estimate=saved.get("estimate"),
+        )
+        sweep.budget = saved.get("budget")
+        sweep._runs = {new: attached[old] for new, old in enumerate(order) if old in attached}
+        sweep._next = len(sweep._runs)
+        # Re-attached runs ending must not submit the rest: nothing is sent until start() or run().
+        sweep._stopped = True
+        for run in sweep._runs.values():
+            run.on_change(sweep._on_change)
+        return sweep
 
     # --- reading -------------------------------------------------------------------------------------
 
@@ -412,7 +468,7 @@ class Sweep:
         """Numbers for progress displays: counts, fraction done, spent vs estimate, times."""
         runs = self.runs
         total = len(self.requests)
-        ended = sum(1 for run in runs if run.status in TERMINAL_STATUSES or run.status == "lost")
+        ended = sum(1 for run in runs if run.status in TERMINAL)
         fraction = sum(1.0 if run.done else run.progress for run in runs) / total if total else 1.0
         elapsed = time.monotonic() - self._started_at if self._started_at else 0.0
         remaining = (
@@ -489,59 +545,3 @@ def _cell(value: Any, width: int = 28) -> str:
     """A parameter value shortened for a table cell (long prompts end in an ellipsis)."""
     text = ", ".join(map(str, value)) if isinstance(value, (list, tuple)) else str(value)
     return text if len(text) <= width else text[: width - 1] + "…"
-
-
-def _settle_unsubmitted(client: Client, row: dict[str, Any]) -> dict[str, Any] | None:
-    """A sweep row without a job id (interrupted mid-submission, or refused): find its job, or let the
-    sweep plan the request again. Nothing was billed for a request that created no job, and reopening
-    a sweep is an explicit wish to finish its plan."""
-    if row["status"] == "submitting":
-        if owner_alive(row.get("owner")) is not False:
-            return row  # its submitter may still be at it: follow it, never submit a second time
-        run = Run.from_row(client, row, client.schema)
-        job_id = client._reconcile_row(run, True)
-        if job_id:
-            client.log.update(row["run_id"], job_id=job_id)
-            return client.log.get(row["run_id"])
-        client.log.update(
-            row["run_id"],
-            status="lost",
-            error="interrupted before a job was created; the reopened sweep submits the request again",
-        )
-    return None
-
-
-def reopen(client: Client, sweep_id: str) -> Sweep:
-    """A sweep rebuilt from the log: its planned requests (same seeds) and its runs so far."""
-    saved = client.log.get_sweep(sweep_id)
-    requests = [RodinRequest.logged(client.schema, params) for params in saved["plan"]]
-    sweep = Sweep(
-        client,
-        requests,
-        sweep_id=sweep_id,
-        concurrency=saved.get("concurrency"),
-        estimate=saved.get("estimate"),
-    )
-    sweep.budget = saved.get("budget")
-    by_hash = {row["params_hash"]: row for row in client.log.rows("sweep_id=?", (sweep_id,))}
-    # Runs already submitted are re-attached (never re-submitted); the rest are planned again.
-    for index, req in enumerate(requests):
-        row = by_hash.get(req.params_hash)
-        if row is not None and not row.get("job_id") and row["status"] != "success":
-            row = _settle_unsubmitted(client, row)
-        if row is None:
-            # Answered from the log by a run outside this sweep (an earlier generate() or sweep): it
-            # belongs to the results all the same, and costs nothing.
-            row = client.log.find_reusable(client.service, client.model_id, req.params_hash)
-        if row is not None:
-            run = client.run(row["run_id"])
-            sweep._runs[index] = run
-            run.on_change(sweep._on_change)
-    pending = [i for i in range(len(requests)) if i not in sweep._runs]
-    order = [i for i in range(len(requests)) if i in sweep._runs] + pending
-    sweep.requests = [requests[i] for i in order]
-    sweep._runs = {new: sweep._runs[old] for new, old in enumerate(order) if old in sweep._runs}
-    sweep._next = len(sweep._runs)
-    # Re-attached runs ending must not submit the rest: nothing is sent until start() or run().
-    sweep._stopped = True
-    return sweep

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 import rodin_nb as rn
-from rodin_nb.jobs import ACTIVE_STATUSES
+from rodin_nb.status import ON_SERVICE
 from rodin_nb.sandbox import SandboxServer, serve
 from rodin_nb.sweep import expand_grid
 
@@ -110,7 +110,7 @@ class TestEngine:
             def watch(s: object) -> None:
                 with lock:
                     # Jobs on the service (a run still downloading its files holds no slot there).
-                    peak[0] = max(peak[0], sum(1 for r in sweep.runs if r.status in ACTIVE_STATUSES))
+                    peak[0] = max(peak[0], sum(1 for r in sweep.runs if r.status in ON_SERVICE))
 
             sweep.on_change(watch)
             sweep.run(progress=False)

@@ -194,6 +194,9 @@ class ApiHandler(BaseHandler):
         }
         if dry in ("true", "api"):
             return DRY_RUN_STATUS, {"job": state.dry_run_job_json(account, body), **billing}
+        failure = self.app.faults.create_error()
+        if failure is not None:
+            raise SandboxError(failure, f"Internal error creating the job (sandbox injected {failure})")
         job = state.create_job(account, body)
         if self.app.faults.drop_after_create():
             return DROP

@@ -22,6 +22,7 @@ __all__ = ["ALLOWED_FAULTS", "FaultConfig", "FaultInjector", "retry_after_header
 ALLOWED_FAULTS: tuple[str, ...] = (
     "latency_s",
     "error_rate",
+    "create_error_rate",
     "rate_limit_per_s",
     "fail_rate",
     "drop_after_create_rate",
@@ -37,6 +38,9 @@ class FaultConfig:
 
     latency_s: float = 0.0
     error_rate: float = 0.0
+    # 5xx answers to generate calls only (nothing is created), while every other route works: the
+    # service that is there and says it failed, whose job list then shows there is no such job.
+    create_error_rate: float = 0.0
     rate_limit_per_s: float | None = None
     fail_rate: float = 0.0
     drop_after_create_rate: float = 0.0
@@ -153,6 +157,13 @@ class FaultInjector:
             return None
         with self._lock:
             return self._stream(f"error-status:{route}").choice((500, 502, 503))
+
+    def create_error(self) -> int | None:
+        """A 5xx status to answer a generate call with, without creating its job, or None."""
+        if not self._roll("create_error", self.config.create_error_rate):
+            return None
+        with self._lock:
+            return self._stream("create-error-status").choice((500, 502, 503))
 
     def job_failure_point(self) -> float | None:
         """For a new job: the fraction of its running time at which it fails, or None if it succeeds."""

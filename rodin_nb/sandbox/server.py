@@ -311,7 +311,8 @@ def serve(
     parallel_jobs:
         Jobs per account that run at once; the rest wait in ``queued``.
     faults:
-        Optional fault injection: ``latency_s``, ``error_rate``, ``rate_limit_per_s``, ``fail_rate``,
+        Optional fault injection: ``latency_s``, ``error_rate``, ``create_error_rate`` (5xx to
+        generate calls only, nothing created), ``rate_limit_per_s``, ``fail_rate``,
         ``drop_after_create_rate``, ``slow_create_s``, ``url_ttl_s`` (signed URL lifetime, default 3600)
         and ``seed``.
         Unknown keys raise ``ValueError``.

@@ -34,6 +34,7 @@ import pythreejs as p3
 
 from ..errors import AssetError
 from ..preview import preview_png
+from ..status import TERMINAL
 from ._load import Model, load_model
 from ._three import FOV, Built, CameraPose, build, environment_texture, headlight, lights, pose_for
 
@@ -79,11 +80,7 @@ class _Item:
             if glb is None:
                 status = getattr(target, "status", "?")
                 reason = f" ({target.error})" if getattr(target, "error", None) else ""
-                hint = (
-                    " wait for it with run.wait()"
-                    if status not in ("success", "failure", "canceled", "lost")
-                    else ""
-                )
+                hint = " wait for it with run.wait()" if status not in TERMINAL else ""
                 raise AssetError(
                     f"run {target.run_id} has no GLB file: status {status}{reason};{hint}".rstrip(";")
                 )

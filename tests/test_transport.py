@@ -524,6 +524,15 @@ class TestRequestScripted:
         assert time.monotonic() - started >= 0.03
         assert transport.gate.refusals == 0
 
+    def test_a_success_is_returned_whatever_its_retry_after(self, scripted: Scripted) -> None:
+        """Retry-After is read only from 429s and errors: a 2xx with a malformed one is still returned."""
+        scripted.queue(Reply(200, headers={"Retry-After": "soon"}))
+        transport = transport_for(scripted.url)
+        try:
+            assert transport.request_json("GET", "jobs/j1") == {"ok": True}
+        finally:
+            transport.close()
+
     def test_retries_stop_at_max_retries(self, scripted: Scripted) -> None:
         """A GET failing every time is tried 1 + max_retries times, then raises ServerError."""
         scripted.default = Reply(502, {"message": "bad gateway"})

@@ -17,6 +17,11 @@ Why this is more than ``session.request``:
 - **Credentials stay home.** The Authorization header is attached by :class:`_HostBoundAuth`, which
   refuses any origin but the API's (signed asset URLs live on other hosts), and the key and secret are
   redacted from every message this module builds.
+
+:meth:`Transport.request` is a loop over a few named steps, each testable alone: :func:`should_retry`
+(is this failure repeated?), :func:`retry_wait` (after how long?), :class:`RateLimitPatience` with the
+shared :class:`RateGate` (waiting out 429s), and the error builders ``Transport._connection_error`` and
+``Transport._status_error`` (status -> error class, redaction).
 """
 
 from __future__ import annotations
@@ -46,7 +51,7 @@ __all__ = ["RateGate", "RetryPolicy", "Transport", "is_loopback_url", "origin_of
 log = logging.getLogger("rodin_nb.http")
 
 _QUERY_RE = re.compile(r"((?:https?://|/)[^\s?'\"<>]*)\?[^\s'\"<>)]+")
-# Retried within ``max_retries``. 429 is not here: it is waited out, bounded by time (see request()).
+# Retried within ``max_retries``. 429 is not here: it is waited out, bounded by time (RateLimitPatience).
 RETRY_STATUSES = frozenset({408, 409, 500, 502, 503, 504})
 MAX_RETRY_AFTER_S = 120.0
 
@@ -245,6 +250,72 @@ def error_message(response: requests.Response) -> tuple[str, Any]:
     return message, body
 
 
+# --- the steps of one request (Transport.request reads as a few calls to these) ---------------------
+
+
+def should_retry(
+    policy: RetryPolicy,
+    retries_done: int,
+    *,
+    idempotent: bool,
+    status: int | None = None,
+    maybe_sent: bool = True,
+) -> bool:
+    """Whether a failed attempt is repeated, counting against ``policy.max_retries``.
+
+    ``status`` is the error status the service answered with, or None when there was no answer
+    (``maybe_sent`` then says whether the request may have reached the service). A request that is
+    not idempotent (job creation) is repeated only when it provably never got there: never after an
+    answer, nor after a failure that may have happened once it was sent. A 429 is never retried here:
+    it is waited out by :class:`RateLimitPatience` (its own budget), and ends up here only once that
+    is spent.
+    """
+    if retries_done >= policy.max_retries:
+        return False
+    if status is None:
+        return idempotent or not maybe_sent
+    return idempotent and status in RETRY_STATUSES
+
+
+def retry_wait(
+    policy: RetryPolicy, retries_done: int, *, answered: bool, retry_after: float | None = None
+) -> float:
+    """Seconds to sleep before retry number ``retries_done + 1``.
+
+    After no answer: the jittered backoff ``policy.delay(retries_done)``. After an answer (408, 409,
+    5xx): its ``Retry-After`` when it sent one, else that backoff, and never more than
+    ``MAX_RETRY_AFTER_S``.
+    """
+    if not answered:
+        return policy.delay(retries_done)
+    return min(retry_after if retry_after is not None else policy.delay(retries_done), MAX_RETRY_AFTER_S)
+
+
+class RateLimitPatience:
+    """One request's budget for waiting out 429s: time, not ``max_retries``.
+
+    The budget runs from the request's first 429; each later 429 is waited out (by the shared
+    :class:`RateGate`) as long as less than ``policy.rate_limit_patience_s`` has passed since then.
+    """
+
+    def __init__(self, policy: RetryPolicy) -> None:
+        self.policy = policy
+        self.refusals = 0  # 429s this request received
+        self.waited = 0.0  # seconds from its first 429 to its latest
+        self._first_at: float | None = None
+
+    def wait_asked(self, retry_after: float | None) -> float:
+        """How long the 429 just received asks to wait: its ``Retry-After``, else jittered backoff."""
+        return retry_after if retry_after is not None else self.policy.delay(self.refusals)
+
+    def refused(self, now: float) -> bool:
+        """Count a 429 received at ``now`` (monotonic); True while the request may wait it out."""
+        self._first_at = now if self._first_at is None else self._first_at
+        self.waited = now - self._first_at
+        self.refusals += 1
+        return self.waited < self.policy.rate_limit_patience_s
+
+
 class Transport:
     """The client's HTTP layer. Thread-safe for use by the engine's worker threads.
 
@@ -335,14 +406,18 @@ class Transport:
         """Send an API request and return the 2xx response, retrying only what is safe to repeat.
 
         With ``idempotent=False`` (job creation) the request is repeated only when it provably never
-        reached the service; otherwise the error is raised with ``maybe_sent=True``. A 429 is repeated
-        for any request (the service refused it, nothing was created) until
-        ``retry.rate_limit_patience_s`` has passed since the first one.
+        reached the service; otherwise the error is raised (a lost connection or a read timeout with
+        ``maybe_sent=True``). A 429 is repeated for any request (the service refused it, nothing was
+        created) until ``retry.rate_limit_patience_s`` has passed since the first one.
+
+        Each attempt: wait for a slot at the shared :class:`RateGate`, send, then either report the
+        answer to the gate and wait out a 429 (:meth:`_rate_limited`), return a success, or decide
+        whether the failure is repeated (:func:`should_retry`), how long to wait first
+        (:func:`retry_wait`), and otherwise raise it (:meth:`_connection_error`, :meth:`_status_error`).
         """
         url = self.url(path)
-        attempt = 0  # retries after failures (connection, 408/409/5xx), bounded by max_retries
-        limited = 0  # 429s seen by this request, bounded by time instead
-        first_limited: float | None = None
+        retries = 0  # retries after failures (connection, 408/409/5xx), bounded by max_retries
+        patience = RateLimitPatience(self.retry)  # 429s, bounded by time instead
         while True:
             epoch, started = self.gate.acquire()
             if counter:
@@ -353,65 +428,26 @@ class Transport:
                 )
             except requests.RequestException as exc:
                 error = self._connection_error(exc, method, url)
-                retryable = idempotent or not error.maybe_sent
-                if retryable and attempt < self.retry.max_retries:
-                    delay = self.retry.delay(attempt)
-                    log.debug(
-                        "%s %s: %s; retry %d in %.2fs", method, path, type(exc).__name__, attempt + 1, delay
-                    )
-                    attempt += 1
-                    time.sleep(delay)
-                    continue
-                raise error from None
-            retry_after = parse_retry_after(response.headers)
-            waited = 0.0
-            if response.status_code == 429:
-                now = time.monotonic()
-                first_limited = now if first_limited is None else first_limited
-                waited = now - first_limited
-                # Tell the shared gate even when giving up: the other threads still need to slow down.
-                asked = retry_after if retry_after is not None else self.retry.delay(limited)
-                self.gate.refused(epoch, asked)
-                if waited < self.retry.rate_limit_patience_s:
-                    log.debug(
-                        "%s %s: HTTP 429 (%d so far); waiting %.2fs or more", method, path, limited + 1, asked
-                    )
-                    limited += 1
-                    response.close()
-                    continue
+                if not should_retry(self.retry, retries, idempotent=idempotent, maybe_sent=error.maybe_sent):
+                    raise error from None
+                wait = retry_wait(self.retry, retries, answered=False)
+                log.debug("%s %s: %s; retry %d in %.2fs", method, path, type(exc).__name__, retries + 1, wait)
             else:
-                self.gate.admitted(started)
-            if response.status_code < 400:
-                return response
-            error_cls = error_for_status(response.status_code)
-            if idempotent and response.status_code in RETRY_STATUSES and attempt < self.retry.max_retries:
-                delay = retry_after if retry_after is not None else self.retry.delay(attempt)
+                if self._rate_limited(response, epoch, started, patience, method, path):
+                    response.close()
+                    continue  # the gate holds the next attempt back until its slot
+                if response.status_code < 400:
+                    return response
+                if not should_retry(self.retry, retries, idempotent=idempotent, status=response.status_code):
+                    raise self._status_error(response, method, url, patience)
+                retry_after = parse_retry_after(response.headers)
+                wait = retry_wait(self.retry, retries, answered=True, retry_after=retry_after)
                 log.debug(
-                    "%s %s: HTTP %d; retry %d in %.2fs",
-                    method,
-                    path,
-                    response.status_code,
-                    attempt + 1,
-                    delay,
+                    "%s %s: HTTP %d; retry %d in %.2fs", method, path, response.status_code, retries + 1, wait
                 )
-                attempt += 1
                 response.close()
-                time.sleep(min(delay, MAX_RETRY_AFTER_S))
-                continue
-            message, body = error_message(response)
-            if response.status_code == 429:
-                message = (
-                    f"{message} (still rate limited after {limited + 1} refusals and {waited:.0f} s of "
-                    f"waiting; RetryPolicy.rate_limit_patience_s={self.retry.rate_limit_patience_s:g})"
-                )
-            raise error_cls(
-                self.redact(message),
-                status_code=response.status_code,
-                body=body,
-                method=method,
-                url=self.redact(url),
-                retry_after=retry_after,
-            )
+            retries += 1
+            time.sleep(wait)
 
     def request_json(self, method: str, path: str, **kwargs: Any) -> dict[str, Any]:
         response = self.request(method, path, **kwargs)
@@ -432,6 +468,53 @@ class Transport:
                 method=method,
             )
         return data
+
+    def _rate_limited(
+        self,
+        response: requests.Response,
+        epoch: int,
+        started: float,
+        patience: RateLimitPatience,
+        method: str,
+        path: str,
+    ) -> bool:
+        """Report an answer to the shared gate; True for a 429 this request should wait out.
+
+        Every 429 is reported, even the one that exhausts the request's patience: the other threads
+        still need to slow down. The wait itself happens in the next :meth:`RateGate.acquire`.
+        """
+        if response.status_code != 429:
+            self.gate.admitted(started)
+            return False
+        asked = patience.wait_asked(parse_retry_after(response.headers))
+        self.gate.refused(epoch, asked)
+        if not patience.refused(time.monotonic()):
+            return False
+        log.debug(
+            "%s %s: HTTP 429 (%d so far); waiting %.2fs or more", method, path, patience.refusals, asked
+        )
+        return True
+
+    def _status_error(
+        self, response: requests.Response, method: str, url: str, patience: RateLimitPatience
+    ) -> APIError:
+        """The error for a final error status: its class from :func:`error_for_status`, the service's
+        message with credentials and query strings redacted, and how long a 429 was waited out."""
+        message, body = error_message(response)
+        if response.status_code == 429:
+            message = (
+                f"{message} (still rate limited after {patience.refusals} refusals and "
+                f"{patience.waited:.0f} s of waiting; "
+                f"RetryPolicy.rate_limit_patience_s={self.retry.rate_limit_patience_s:g})"
+            )
+        return error_for_status(response.status_code)(
+            self.redact(message),
+            status_code=response.status_code,
+            body=body,
+            method=method,
+            url=self.redact(url),
+            retry_after=parse_retry_after(response.headers),
+        )
 
     def _connection_error(self, exc: requests.RequestException, method: str, url: str) -> APIConnectionError:
         """Classify a transport failure: could the request have reached the service?"""

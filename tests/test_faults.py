@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import itertools
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -16,7 +15,6 @@ import rodin_nb as rn
 from rodin_nb.sandbox import serve
 from rodin_nb.sandbox.faults import FaultConfig, FaultInjector
 from rodin_nb.store import Downloader
-from rodin_nb.transport import RateGate
 
 from .conftest import FIXTURES, make_client
 
@@ -168,48 +166,6 @@ class TestSteadyRateLimit:
         assert requests > 5
         assert (gate.interval, gate.delayed, gate.refusals) == (0.0, 0, 0)
 
-    def test_gate_releases_waiters_one_by_one(self) -> None:
-        """After a 429 the waiting threads get slots ``interval`` apart, not one shared instant."""
-        gate = RateGate()
-        epoch, started = gate.acquire()
-        gate.admitted(started)
-        gate.admitted(started)  # two got through in the last second: about 2/s allowed
-        gate.refused(epoch, 0.3)
-        assert gate.interval == pytest.approx(1.05 / 2)
-        slots: list[float] = []
-        lock = threading.Lock()
-        barrier = threading.Barrier(4)
-
-        def wait_for_slot() -> None:
-            barrier.wait()
-            _, slot = gate.acquire()
-            with lock:
-                slots.append(slot)
-
-        threads = [threading.Thread(target=wait_for_slot) for _ in range(4)]
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join()
-        slots.sort()
-        gaps = [later - earlier for earlier, later in itertools.pairwise(slots)]
-        assert gaps == pytest.approx([gate.interval] * 3)
-        assert gate.delayed == 4
-
-    def test_gate_widens_once_per_burst_of_429s(self) -> None:
-        """429s of requests released before the pace changed are no fresh evidence."""
-        gate = RateGate()
-        epoch, started = gate.acquire()
-        gate.admitted(started)
-        for _ in range(5):  # a burst released together, refused together
-            gate.refused(epoch, 0.0)
-        assert gate.interval == pytest.approx(1.05) and gate.refusals == 5
-        paced_epoch, _ = gate.acquire()
-        gate.refused(paced_epoch, 0.0)  # refused although paced: widen by a quarter
-        assert gate.interval == pytest.approx(1.05 * 1.25)
-        gate.refused(paced_epoch, 0.0)
-        assert gate.interval == pytest.approx(1.05 * 1.25)
-
 
 def test_file_host_429s_are_waited_out_without_using_attempts(tmp_path: Path) -> None:
     """A signed-URL host answering 429 is waited out (Retry-After), even with a single attempt."""
@@ -297,10 +253,3 @@ def test_sandbox_rate_limit_admits_exactly_its_rate(rate: float, capacity: int, 
     now[0] += 0.75 * window
     assert limiter.rate_limited() is None  # exactly when it said
     assert limiter.snapshot()["rate_limit"] == 1
-
-
-def test_retry_policy_refuses_nonsense() -> None:
-    with pytest.raises(ValueError, match="rate_limit_patience_s"):
-        rn.RetryPolicy(rate_limit_patience_s=-1)
-    with pytest.raises(ValueError, match="max_retries"):
-        rn.RetryPolicy(max_retries=1.5)  # type: ignore[arg-type]

@@ -26,8 +26,10 @@ from typing import TYPE_CHECKING, Any
 
 from ._sqlite import open_shared
 from ._version import __version__
+from .columns import JSON_COLUMNS
 from .errors import ConfigError, NotInLogError
 from .jobs import ACTIVE_STATUSES
+from .meshstats import MESH_STAT_KEYS
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -43,7 +45,7 @@ ACTIVE = tuple(sorted(ACTIVE_STATUSES))  # the one list lives in jobs.py
 # request is answered from it instead of creating another job.
 REUSABLE = ("success", *ACTIVE)
 
-# Columns after the parameters, in DataFrame order. JSON columns hold lists/dicts.
+# The runs table; which columns hold JSON or times, and log.df's column order: rodin_nb/columns.py.
 _V1 = """
 CREATE TABLE runs (
     run_id           TEXT PRIMARY KEY,
@@ -109,9 +111,6 @@ CREATE TABLE uploads (
 # MIGRATIONS[i] upgrades a log at version i to version i + 1. Version 0 is an empty file.
 MIGRATIONS: list[str] = [_V1, _V2]
 SCHEMA_VERSION = len(MIGRATIONS)
-
-JSON_COLUMNS = ("params", "asset_ids", "files", "sha256", "bbox", "textures")
-TIME_COLUMNS = ("submitted_at", "created_at", "started_at", "finished_at", "updated_at")
 
 
 # Which process (and which RunLog in it) wrote a row, as "host:pid:token": lets a resuming client tell a
@@ -486,11 +485,7 @@ def run_fields(run: Run) -> dict[str, Any]:
         "sha256": [item.sha256 for item in run.stored],
         "error": run.error or run.download_error,
         "hint": run.hint,
-        **(
-            {key: run.mesh_stats.get(key) for key in ("faces", "vertices", "bbox", "textures")}
-            if run.mesh_stats
-            else {}
-        ),
+        **({key: run.mesh_stats.get(key) for key in MESH_STAT_KEYS} if run.mesh_stats else {}),
     }
 
 

@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 from .api import job_id_of, parse_time
 from .errors import AssetError, JobCanceled, JobFailed, JobTimeout
+from .meshstats import MESH_STAT_KEYS
 from .schema import ModelSchema, RodinRequest
 from .status import ACTIVE, RUNNING, TERMINAL, Status, parse_status
 from .store import StoredFile
@@ -333,7 +334,7 @@ class Run:
         run.started_at = parse_time(row.get("started_at"))
         run.finished_at = parse_time(row.get("finished_at"))
         if row.get("faces") is not None:
-            run.mesh_stats = {key: row.get(key) for key in ("faces", "vertices", "bbox", "textures")}
+            run.mesh_stats = {key: row.get(key) for key in MESH_STAT_KEYS}
         return run
 
     # --- display ----

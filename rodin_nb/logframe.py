@@ -15,23 +15,15 @@ from typing import Any
 
 import pandas as pd
 
+from .columns import FRAME_LEADING, FRAME_TRAILING, JSON_COLUMNS, TIME_COLUMNS
+from .meshstats import MESH_STAT_KEYS
 from .schema import ModelSchema
 
 __all__ = ["diff_rows", "export_frame", "flat_frame", "load_frame", "raw_to_frame"]
 
-# Column order of log.df; parameter columns are inserted after "model_id".
-LEADING = ["run_id", "sweep_id", "backend", "model_id"]
-TRAILING = [
-    "status", "progress", "job_id", "cost", "submitted_at", "created_at", "started_at", "finished_at",
-    "queue_s", "duration_s", "asset_ids", "files", "sha256", "faces", "vertices", "bbox", "textures",
-    "error", "hint", "reuse", "params_hash", "service", "updated_at", "rodin_nb_version",
-]  # fmt: skip
-TIME_COLUMNS = ["submitted_at", "created_at", "started_at", "finished_at", "updated_at"]
-MESH_FIELDS = ["faces", "vertices", "bbox", "textures"]
-
-
 _SNAPSHOT = ModelSchema.snapshot()
-JSON_COLUMNS = ["asset_ids", "files", "sha256", "bbox", "textures"]
+# JSON columns other than params, which is expanded into one column per parameter instead.
+_RESULT_JSON_COLUMNS = [name for name in JSON_COLUMNS if name != "params"]
 
 
 def _parse_json_column(values: pd.Series) -> list[Any]:
@@ -53,8 +45,9 @@ def raw_to_frame(raw: pd.DataFrame) -> pd.DataFrame:
     params = pd.DataFrame(_parse_json_column(raw["params"]), index=raw.index)
     names = [*_SNAPSHOT.names, *(c for c in params.columns if c not in _SNAPSHOT.names)]
     params = params.reindex(columns=names)
-    frame = pd.concat([raw[LEADING], params, raw[[c for c in TRAILING if c in raw]].copy()], axis=1)
-    for name in JSON_COLUMNS:
+    trailing = [c for c in FRAME_TRAILING if c in raw]
+    frame = pd.concat([raw[list(FRAME_LEADING)], params, raw[trailing].copy()], axis=1)
+    for name in _RESULT_JSON_COLUMNS:
         frame[name] = _parse_json_column(raw[name]) if len(raw) else []
     for name in TIME_COLUMNS:
         frame[name] = pd.to_datetime(frame[name], utc=True, format="ISO8601")
@@ -79,7 +72,7 @@ def diff_rows(a: Mapping[str, Any], b: Mapping[str, Any]) -> pd.DataFrame:
     names = list(dict.fromkeys([*(a.get("params") or {}), *(b.get("params") or {})]))
     for name in names:
         fields.append((name, (a.get("params") or {}).get(name), (b.get("params") or {}).get(name)))
-    for name in ["status", "cost", "queue_s", "duration_s", *MESH_FIELDS, "sha256", "error"]:
+    for name in ["status", "cost", "queue_s", "duration_s", *MESH_STAT_KEYS, "sha256", "error"]:
         fields.append((name, a.get(name), b.get(name)))
     differing = [(name, x, y) for name, x, y in fields if x != y]
     frame = pd.DataFrame(
@@ -99,7 +92,7 @@ def flat_frame(frame: pd.DataFrame) -> pd.DataFrame:
     other tool reads back; JSON export keeps them as real arrays and objects.
     """
     flat = frame.copy()
-    for name in ("asset_ids", "files", "sha256", "bbox", "textures", "images"):
+    for name in (*_RESULT_JSON_COLUMNS, "images"):
         if name in flat:
             flat[name] = flat[name].map(lambda v: None if v is None else _json(v))
     return flat

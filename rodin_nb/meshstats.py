@@ -5,7 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-__all__ = ["mesh_stats"]
+__all__ = ["MESH_STAT_KEYS", "mesh_stats"]
+
+#: The statistics :func:`mesh_stats` returns, each also a run-log column and a ``Run.mesh_stats`` key.
+MESH_STAT_KEYS = ("faces", "vertices", "bbox", "textures")
 
 
 def mesh_stats(path: Path) -> dict[str, Any]:

@@ -26,7 +26,9 @@ from typing import TYPE_CHECKING, Any
 
 from ._sqlite import open_shared
 from ._version import __version__
+from .columns import JSON_COLUMNS
 from .errors import ConfigError, NotInLogError
+from .meshstats import MESH_STAT_KEYS
 from .status import ACTIVE as ACTIVE_STATUSES
 from .status import REUSABLE as REUSABLE_STATUSES
 
@@ -42,7 +44,7 @@ LOG_FILE = "runs.sqlite"
 ACTIVE = tuple(sorted(ACTIVE_STATUSES))  # the one list lives in status.py
 REUSABLE = tuple(sorted(REUSABLE_STATUSES))
 
-# Columns after the parameters, in DataFrame order. JSON columns hold lists/dicts.
+# The runs table; which columns hold JSON or times, and log.df's column order: rodin_nb/columns.py.
 _V1 = """
 CREATE TABLE runs (
     run_id           TEXT PRIMARY KEY,
@@ -108,9 +110,6 @@ CREATE TABLE uploads (
 # MIGRATIONS[i] upgrades a log at version i to version i + 1. Version 0 is an empty file.
 MIGRATIONS: list[str] = [_V1, _V2]
 SCHEMA_VERSION = len(MIGRATIONS)
-
-JSON_COLUMNS = ("params", "asset_ids", "files", "sha256", "bbox", "textures")
-TIME_COLUMNS = ("submitted_at", "created_at", "started_at", "finished_at", "updated_at")
 
 
 # Which process (and which RunLog in it) wrote a row, as "host:pid:token": lets a resuming client tell a
@@ -485,11 +484,7 @@ def run_fields(run: Run) -> dict[str, Any]:
         "sha256": [item.sha256 for item in run.stored],
         "error": run.download_error or run.error,
         "hint": run.hint,
-        **(
-            {key: run.mesh_stats.get(key) for key in ("faces", "vertices", "bbox", "textures")}
-            if run.mesh_stats
-            else {}
-        ),
+        **({key: run.mesh_stats.get(key) for key in MESH_STAT_KEYS} if run.mesh_stats else {}),
     }
 
 

@@ -16,7 +16,6 @@ import hashlib
 import json
 import numbers
 import os
-import random
 import re
 import warnings
 from collections.abc import Iterable, Mapping
@@ -25,6 +24,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from .errors import ValidationError
+from .rules import canonical_json, draw_seed, forced_quality, hyper_allowed
 
 __all__ = [
     "DEFAULT_MODEL_ID",
@@ -37,7 +37,6 @@ __all__ = [
 ]
 
 DEFAULT_MODEL_ID = "model_rodin-hyper3d"
-SEED_MAX = 65535
 ASSET_ID_PREFIX = "asset_"
 
 InputType = Literal[
@@ -48,11 +47,6 @@ InputType = Literal[
 
 class RodinWarning(UserWarning):
     """A request the service accepts but that will not do what it says (e.g. Sketch overrides)."""
-
-
-def canonical_json(value: Any) -> str:
-    """JSON with sorted keys and no whitespace: the basis of every hash rodin_nb stores."""
-    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -431,24 +425,24 @@ def _cross_field_problems(
       ignored quality are one request (answered from the log, never paid twice).
     - Sketch and Shaded: the sources conflict, so only a warning.
     - conditionMode only matters with several images: a warning.
+
+    The Sketch hyper and quality rules themselves live in :mod:`rodin_nb.rules`, shared with the sandbox.
     """
     errors: list[tuple[str, str]] = []
     notes: list[str] = []
-    if params.get("tier") == "Sketch":
-        if params.get("useHyper") is True:
-            errors.append(
-                ("useHyper", "Sketch tier never uses hyper mode; set useHyper=False or tier='Regular'")
-            )
-        if "quality" in given and params.get("quality") not in (None, "medium"):
-            notes.append(
-                f"tier='Sketch' forces quality='medium'; quality={params['quality']!r} is sent as "
-                "'medium' (use tier='Regular' to choose the quality)"
-            )
-        if params.get("material") == "Shaded":
-            notes.append(
-                "tier='Sketch' may force material='PBR' (Hyper3D's sources disagree); the result may "
-                "be PBR although Shaded was asked"
-            )
+    if params.get("useHyper") is True and not hyper_allowed(params):
+        errors.append(("useHyper", "Sketch tier never uses hyper mode; set useHyper=False or tier='Regular'"))
+    forced = forced_quality(params)
+    if forced is not None and "quality" in given and params.get("quality") not in (None, forced):
+        notes.append(
+            f"tier={params['tier']!r} forces quality={forced!r}; quality={params['quality']!r} is sent as "
+            f"{forced!r} (use tier='Regular' to choose the quality)"
+        )
+    if params.get("tier") == "Sketch" and params.get("material") == "Shaded":
+        notes.append(
+            "tier='Sketch' may force material='PBR' (Hyper3D's sources disagree); the result may "
+            "be PBR although Shaded was asked"
+        )
     images = params.get("images") or []
     if "conditionMode" in given and params.get("conditionMode") == "fuse" and len(images) < 2:
         notes.append("conditionMode='fuse' only changes anything with two or more images")
@@ -457,11 +451,6 @@ def _cross_field_problems(
 
 def _is_blank(value: Any) -> bool:
     return value is None or (isinstance(value, (list, tuple)) and len(value) == 0)
-
-
-def draw_seed() -> int:
-    """A seed for a request that gave none (sent, so the run can be reproduced from its row)."""
-    return random.SystemRandom().randint(0, SEED_MAX)
 
 
 class RodinRequest:
@@ -509,15 +498,17 @@ class RodinRequest:
                     problems.append((spec.name, issue))
         full = {**self.schema.defaults(), **normalised}
         errors, notes = _cross_field_problems(given, full)
-        if full.get("tier") == "Sketch" and "quality" in self.schema:
+        forced = forced_quality(full)
+        if forced is not None and "quality" in self.schema:
             # Sketch always runs at medium quality: send and record what the service will do.
-            full["quality"] = "medium"
+            full["quality"] = forced
         problems.extend(errors)
         if problems:
             raise ValidationError(problems)
         for note in notes:
             warnings.warn(note, RodinWarning, stacklevel=2)
         if "seed" in self.schema and "seed" not in full:
+            # Drawn here and sent, so the run can be reproduced from its row.
             full["seed"] = draw_seed()
             self.seed_drawn = True
         else:

@@ -17,11 +17,14 @@ import pandas as pd
 import pytest
 
 import rodin_nb as rn
+from rodin_nb import columns
 from rodin_nb import store as store_module
+from rodin_nb.meshstats import MESH_STAT_KEYS, mesh_stats
 from rodin_nb.runlog import SCHEMA_VERSION, RunLog
 from rodin_nb.sandbox import SandboxServer, serve
+from rodin_nb.schema import ModelSchema
 
-from .conftest import make_client
+from .conftest import FIXTURES, make_client
 
 DATA = Path(__file__).parent / "data"
 
@@ -350,6 +353,24 @@ class TestAnalysis:
         run = client.generate(prompt="a chair", seed=1, quality="extra-low").wait(timeout=30)
         text = run_html(run)
         assert "success" in text and "faces" in text and "<img" in text
+
+
+class TestColumns:
+    def test_column_lists_name_exactly_the_tables_columns(self, tmp_path: Path) -> None:
+        log = RunLog(tmp_path, create=True)
+        assert log.df.empty  # opening the frame creates the table
+        table = [row[1] for row in sqlite3.connect(log.path).execute("PRAGMA table_info(runs)")]
+        shown = [*columns.FRAME_LEADING, *columns.FRAME_TRAILING, *columns.NOT_IN_FRAME]
+        assert sorted(shown) == sorted(table)
+        assert set(columns.JSON_COLUMNS) | set(columns.TIME_COLUMNS) | set(MESH_STAT_KEYS) <= set(table)
+
+    def test_dataframe_columns_in_order(self, tmp_path: Path) -> None:
+        df = RunLog(tmp_path, create=True).df
+        names = ModelSchema.snapshot().names
+        assert list(df.columns) == [*columns.FRAME_LEADING, *names, *columns.FRAME_TRAILING]
+
+    def test_mesh_stats_are_the_logged_keys(self) -> None:
+        assert tuple(mesh_stats(FIXTURES / "BoxTextured.glb")) == MESH_STAT_KEYS
 
 
 class TestMigration:

@@ -14,6 +14,7 @@ from collections import OrderedDict
 from collections.abc import Callable
 from typing import Any
 
+from ..rules import canonical_json
 from . import meshgen
 
 __all__ = ["ArtifactCache", "glb_properties"]
@@ -50,12 +51,10 @@ class ArtifactCache:
             return data
 
     def glb(self, params: dict[str, Any]) -> bytes:
-        return self._get(("glb", meshgen.canonical_key(params)), lambda: meshgen.make_glb(params))
+        return self._get(("glb", canonical_json(params)), lambda: meshgen.make_glb(params))
 
     def preview(self, params: dict[str, Any]) -> bytes:
-        return self._get(
-            ("preview", meshgen.canonical_key(params)), lambda: meshgen.make_preview(self.glb(params))
-        )
+        return self._get(("preview", canonical_json(params)), lambda: meshgen.make_preview(self.glb(params)))
 
 
 def glb_properties(glb: bytes) -> dict[str, Any]:

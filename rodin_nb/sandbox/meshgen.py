@@ -26,7 +26,9 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-__all__ = ["QUALITY_GRID", "canonical_key", "make_glb", "make_preview", "triangle_count"]
+from ..rules import canonical_json, effective_quality, uses_hyper
+
+__all__ = ["QUALITY_GRID", "make_glb", "make_preview", "triangle_count"]
 
 F64 = NDArray[np.float64]
 
@@ -53,11 +55,6 @@ _ATLAS_PAD = 0.02  # fraction of a cell kept empty around each island so bilinea
 _FAMILIES = ("blob", "crate", "vase", "gem", "slab", "urchin")
 
 
-def canonical_key(params: dict[str, Any]) -> str:
-    """Canonical JSON of a request: the one string every derived random choice is hashed from."""
-    return json.dumps(params, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
-
-
 def triangle_count(quality: str) -> int:
     """Triangles :func:`make_glb` produces for ``quality`` (Sketch callers pass ``medium``)."""
     n = QUALITY_GRID[quality]
@@ -71,10 +68,8 @@ def _rng(key: str, stream: str) -> np.random.Generator:
 
 
 def _effective_quality(params: dict[str, Any]) -> str:
-    # Rodin forces medium on Sketch (API_CONTRACT.md §6.1); the sandbox mirrors it.
-    if params.get("tier") == "Sketch":
-        return "medium"
-    quality = str(params.get("quality", "high"))
+    # The quality Rodin really runs at (Sketch forces medium); an unknown one falls back to high.
+    quality = str(effective_quality(params, "high"))
     return quality if quality in QUALITY_GRID else "high"
 
 
@@ -99,7 +94,7 @@ def _shape_for(params: dict[str, Any]) -> _Shape:
     """Pick family and palette from the prompt (or first image), the rest from the whole request."""
     # The quality the result really has, not the one asked for: Sketch+low and Sketch+medium are one
     # request to Rodin, hence one shape.
-    key = canonical_key({**params, "quality": _effective_quality(params)})
+    key = canonical_json({**params, "quality": _effective_quality(params)})
     identity = str(params.get("prompt") or "") or ",".join(str(d) for d in params.get("images", []) or [])
     fam_rng = _rng(identity.strip().lower(), "family")
     family = _FAMILIES[int(fam_rng.integers(len(_FAMILIES)))]
@@ -122,7 +117,6 @@ def _shape_for(params: dict[str, Any]) -> _Shape:
     }[family]
     exponent, scale, amp = base
     scale3 = (scale[0] * float(jitter[0]), scale[1] * float(jitter[1]), scale[2] * float(jitter[2]))
-    hyper = bool(params.get("useHyper")) and params.get("tier") != "Sketch"
     return _Shape(
         family=family,
         exponent=exponent * float(rng.uniform(0.9, 1.1)),
@@ -134,7 +128,7 @@ def _shape_for(params: dict[str, Any]) -> _Shape:
         spiky=family == "urchin",
         palette=palette,
         metal=0.85 if family in ("crate", "gem") else 0.05,
-        detail=1.6 if hyper else 1.0,
+        detail=1.6 if uses_hyper(params) else 1.0,
     )
 
 

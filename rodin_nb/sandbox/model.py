@@ -1,8 +1,9 @@
 """The one model the sandbox serves, read from the bundled schema snapshot.
 
-The snapshot is the only thing the sandbox shares with the client (STYLE.md): both read the same JSON
-file, but each interprets it with its own code, so a misreading on one side shows up as a disagreement
-in the tests instead of being silently shared.
+The sandbox shares only the schema with the client (STYLE.md): this snapshot, which each side reads
+with its own code, so a misreading on one side shows up as a disagreement in the tests, and the few
+rules between fields that both must apply alike (Sketch's forced quality, the seed range, canonical
+JSON), which live once in :mod:`rodin_nb.rules`.
 """
 
 from __future__ import annotations

@@ -38,6 +38,7 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any, Literal
 
+from ..rules import draw_seed, effective_quality, uses_hyper
 from . import model
 from .faults import FaultInjector
 
@@ -273,14 +274,13 @@ class SandboxState:
         """Running time (warming-up through finalizing) of a job for this body."""
         if self.job_seconds is not None:
             return self.job_seconds
-        defaults = model.input_defaults()
-        tier = str(body.get("tier", defaults.get("tier", "Regular")))
-        base = BASE_SECONDS.get(tier, BASE_SECONDS["Regular"])
-        if tier != "Sketch":
-            if body.get("quality", defaults.get("quality")) == "high":
-                base *= HIGH_QUALITY_FACTOR
-            if body.get("useHyper"):
-                base *= HYPER_FACTOR
+        params = {**model.input_defaults(), **body}
+        base = BASE_SECONDS.get(str(params.get("tier", "Regular")), BASE_SECONDS["Regular"])
+        # What the job really runs at: Sketch ignores quality=high and useHyper.
+        if effective_quality(params) == "high":
+            base *= HIGH_QUALITY_FACTOR
+        if uses_hyper(params):
+            base *= HYPER_FACTOR
         return base / self.speed
 
     # ---------------------------------------------------------------- assets
@@ -366,8 +366,7 @@ class SandboxState:
         seed_value = body.get("seed")
         # Rodin draws a random seed when none is given; the sandbox does too, and reports it in
         # the asset metadata so the run can be reproduced.
-        rng = self.faults.rng("job-seed")
-        seed = rng.randrange(0, 65536) if seed_value is None else int(seed_value)
+        seed = draw_seed(self.faults.rng("job-seed")) if seed_value is None else int(seed_value)
         duration = self.running_seconds(body)
         pre = min(duration * PRE_RUN_SHARE, PRE_RUN_CAP_S / self.speed)
         fail = self.faults.job_failure_point()

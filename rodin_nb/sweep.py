@@ -17,7 +17,7 @@ import uuid
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from .errors import BudgetExceeded, RodinError, ValidationError
+from .errors import BudgetExceeded, RodinError, SweepTimeout, ValidationError
 from .jobs import ACTIVE_STATUSES, TERMINAL_STATUSES, Run
 from .runlog import REUSABLE, owner_alive
 from .schema import ModelSchema, RodinRequest
@@ -231,9 +231,16 @@ class Sweep:
         return self.df
 
     def wait(self, timeout: float | None = None) -> Sweep:
-        """Block until every run has ended (failures do not raise: see ``sweep.df``)."""
+        """Block until every run has ended (failures do not raise: see ``sweep.df``).
+
+        Raises :class:`~rodin_nb.SweepTimeout` after ``timeout`` seconds; the sweep keeps running.
+        """
         if not self._done.wait(timeout):
-            raise TimeoutError(f"sweep {self.sweep_id} not finished after {timeout} s; it keeps running")
+            raise SweepTimeout(
+                f"sweep {self.sweep_id} not finished after {timeout:g} s; it keeps running: wait again with "
+                f"sweep.wait(), or reopen it later with client.sweep_by_id({self.sweep_id!r})",
+                sweep_id=self.sweep_id,
+            )
         if self.error is not None:
             raise self.error
         return self

@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 import rodin_nb as rn
+from rodin_nb.errors import SweepTimeout
 from rodin_nb.jobs import ACTIVE_STATUSES
 from rodin_nb.sandbox import SandboxServer, serve
 from rodin_nb.sweep import expand_grid
@@ -365,6 +366,19 @@ class TestResume:
 
 
 class TestProgress:
+    def test_wait_timeout_is_a_rodin_error_and_the_sweep_keeps_running(self, tmp_path: Path) -> None:
+        with serve(job_seconds=1.0) as sb, make_client(sb, tmp_path) as client:
+            sweep = client.sweep(prompt="a chair", seed=[1, 2], quality="extra-low").start()
+            with pytest.raises(SweepTimeout) as info:
+                sweep.wait(timeout=0.05)
+            assert isinstance(info.value, rn.RodinError) and isinstance(info.value, TimeoutError)
+            assert info.value.sweep_id == sweep.sweep_id
+            message = str(info.value)
+            assert sweep.sweep_id in message and "keeps running" in message and "sweep.wait()" in message
+            assert not sweep.done
+            assert sweep.wait(timeout=60) is sweep  # waiting again works
+            assert sweep.counts() == {"success": 2}
+
     def test_widget_and_line(self, client: rn.Client) -> None:
         from rodin_nb.progress import SweepProgress, progress_line
 

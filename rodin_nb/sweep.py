@@ -9,10 +9,12 @@ and slots never idle while we poll); everything else waits locally, where it can
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import logging
 import threading
 import time
+import types
 import uuid
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
@@ -27,7 +29,7 @@ if TYPE_CHECKING:
 
     from .client import Client
 
-__all__ = ["Sweep", "expand_grid"]
+__all__ = ["Sweep", "SweepProgress", "expand_grid"]
 
 log = logging.getLogger("rodin_nb.sweep")
 
@@ -81,6 +83,29 @@ def plan_requests(schema: ModelSchema, rows: Iterable[Mapping[str, Any]]) -> lis
     if problems:
         raise ValidationError(problems, context="sweep")
     return requests
+
+
+@dataclasses.dataclass(frozen=True)
+class SweepProgress:
+    """Where a sweep stands, as returned by ``sweep.progress()`` (a snapshot: ask again for news).
+
+    ``counts`` runs per status (``"planned"`` for those not submitted yet); ``ended`` of ``total`` runs
+    have ended; ``fraction`` is done in [0, 1], running jobs counted by their own progress; ``spent``
+    creative units billed so far and ``estimate`` the whole sweep's expected cost (None when unknown);
+    ``elapsed_s`` since start and ``remaining_s`` a guess at what is left (None before any progress).
+    """
+
+    counts: Mapping[str, int] = dataclasses.field(hash=False)  # read-only
+    total: int
+    ended: int
+    fraction: float
+    spent: float
+    estimate: float | None
+    elapsed_s: float
+    remaining_s: float | None
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "counts", types.MappingProxyType(dict(self.counts)))
 
 
 class Sweep:
@@ -415,7 +440,7 @@ class Sweep:
     def done(self) -> bool:
         return self._done.is_set()
 
-    def progress(self) -> dict[str, Any]:
+    def progress(self) -> SweepProgress:
         """Numbers for progress displays: counts, fraction done, spent vs estimate, times."""
         runs = self.runs
         total = len(self.requests)
@@ -436,16 +461,16 @@ class Sweep:
                 estimate = spent + sum(self._cost_cache[key] for key in keys)
             else:  # reopened: prices not asked in this process; the saved estimate is the best known
                 estimate = max(self._estimate, spent)
-        return {
-            "counts": self.counts(),
-            "total": total,
-            "ended": ended,
-            "fraction": fraction,
-            "spent": spent,
-            "estimate": estimate,
-            "elapsed_s": elapsed,
-            "remaining_s": remaining,
-        }
+        return SweepProgress(
+            counts=self.counts(),
+            total=total,
+            ended=ended,
+            fraction=fraction,
+            spent=spent,
+            estimate=estimate,
+            elapsed_s=elapsed,
+            remaining_s=remaining,
+        )
 
     @property
     def df(self) -> pd.DataFrame:

@@ -29,11 +29,12 @@ from .errors import (
     ConflictError,
     PermissionDeniedError,
 )
-from .jobs import PollPolicy, Run
+from .jobs import Run
 from .runlog import RunLog
 from .schema import DEFAULT_MODEL_ID, ModelSchema, RodinRequest, draw_seed
 from .store import AssetStore, Downloader
 from .submit import Submitter
+from .timing import PollPolicy
 from .transport import RetryPolicy, Transport, is_loopback_url
 from .uploads import Uploads
 

@@ -19,9 +19,14 @@
     │   ├── JobFailed               status "failure", with the service's error and hint
     │   ├── JobCanceled             status "canceled"
     │   └── JobTimeout (+TimeoutError) wait() gave up; the job keeps running and can be re-attached
+    ├── SweepTimeout (+TimeoutError) sweep.wait() gave up; the sweep keeps running, wait again
     ├── BudgetExceeded              a sweep would spend more than its budget
     ├── AssetError                  download, integrity or expired-URL trouble
     └── NotInLogError (+KeyError)   a run or sweep id the workspace's run log does not have
+
+``__all__`` lists exactly the classes of this tree: it is what ``rodin_nb`` re-exports (a test checks
+that every :class:`RodinError` subclass here is listed). Helpers such as :func:`error_for_status` stay
+internal.
 
 HTTP statuses are mapped to classes in exactly one place: :func:`error_for_status`.
 Messages never contain credentials: the transport redacts them before an error is built.
@@ -55,8 +60,8 @@ __all__ = [
     "RateLimitError",
     "RodinError",
     "ServerError",
+    "SweepTimeout",
     "ValidationError",
-    "error_for_status",
 ]
 
 
@@ -189,6 +194,17 @@ class JobCanceled(JobError):
 
 class JobTimeout(JobError, TimeoutError):
     """``wait(timeout=...)`` gave up. The job keeps running; wait again or re-attach by its id."""
+
+
+class SweepTimeout(RodinError, TimeoutError):
+    """``sweep.wait(timeout=...)`` gave up. The sweep keeps running; ``sweep_id`` says which one.
+
+    Wait again with ``sweep.wait()``, or reopen it by id (``client.sweep_by_id``) after a restart.
+    """
+
+    def __init__(self, message: str, *, sweep_id: str | None = None) -> None:
+        self.sweep_id = sweep_id
+        super().__init__(message)
 
 
 class BudgetExceeded(RodinError):

@@ -27,12 +27,11 @@ from .meshstats import MESH_STAT_KEYS
 from .schema import ModelSchema, RodinRequest
 from .status import ACTIVE, RUNNING, TERMINAL, Status, parse_status
 from .store import StoredFile
-from .timing import PollPolicy
 
 if TYPE_CHECKING:
     from .client import Client
 
-__all__ = ["PollPolicy", "Run"]
+__all__ = ["Run"]
 
 log = logging.getLogger("rodin_nb.jobs")
 

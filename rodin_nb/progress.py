@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from .sweep import Sweep
 
-__all__ = ["SweepProgress", "finish", "in_notebook", "progress_line", "watch"]
+__all__ = ["SweepProgressWidget", "finish", "in_notebook", "progress_line", "watch"]
 
 
 def in_notebook() -> bool:
@@ -39,16 +39,16 @@ def _duration(seconds: float | None) -> str:
 
 def progress_line(sweep: Sweep) -> str:
     info = sweep.progress()
-    counts = ", ".join(f"{status} {n}" for status, n in sorted(info["counts"].items()))
-    estimate = f"/{info['estimate']:g}" if info["estimate"] is not None else ""
+    counts = ", ".join(f"{status} {n}" for status, n in sorted(info.counts.items()))
+    estimate = f"/{info.estimate:g}" if info.estimate is not None else ""
     return (
-        f"{info['fraction']:4.0%} {info['ended']}/{info['total']} done  [{counts}]  "
-        f"spent {info['spent']:g}{estimate} CU  elapsed {_duration(info['elapsed_s'])}  "
-        f"left ~{_duration(info['remaining_s'])}"
+        f"{info.fraction:4.0%} {info.ended}/{info.total} done  [{counts}]  "
+        f"spent {info.spent:g}{estimate} CU  elapsed {_duration(info.elapsed_s)}  "
+        f"left ~{_duration(info.remaining_s)}"
     )
 
 
-class SweepProgress:
+class SweepProgressWidget:
     """A widget showing a sweep's counts per status, a bar, spent vs estimated cost and times."""
 
     def __init__(self, sweep: Sweep, *, min_interval_s: float = 0.2) -> None:
@@ -80,8 +80,7 @@ class SweepProgress:
     def refresh(self) -> None:
         with self._lock:
             self._last = time.monotonic()
-            info = self.sweep.progress()
-            self.bar.value = float(info["fraction"])
+            self.bar.value = self.sweep.progress().fraction
             self.bar.bar_style = "success" if self.sweep.done else ""
             self.label.value = progress_line(self.sweep)
 
@@ -92,7 +91,7 @@ class SweepProgress:
         if not isinstance(data, dict):
             return data
         line = progress_line(self.sweep)
-        fraction = float(self.sweep.progress()["fraction"])
+        fraction = self.sweep.progress().fraction
         data["text/plain"] = line
         data["text/html"] = (
             f'<div><progress value="{fraction:.3f}" max="1" style="width:60%"></progress> '
@@ -104,7 +103,7 @@ class SweepProgress:
 def finish(view: Any) -> None:
     """Re-send a notebook display with the final state, from the waiting (main) thread, so saved and
     exported notebooks show how the sweep ended rather than how it started."""
-    if isinstance(view, SweepProgress) and view.handle is not None:
+    if isinstance(view, SweepProgressWidget) and view.handle is not None:
         view.refresh()
         view.handle.update(view)
 
@@ -114,7 +113,7 @@ def watch(sweep: Sweep) -> Any:
     if in_notebook():
         from IPython.display import display
 
-        view = SweepProgress(sweep)
+        view = SweepProgressWidget(sweep)
         view.handle = display(view, display_id=True)
         return view
     stream = sys.stderr

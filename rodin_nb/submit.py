@@ -258,8 +258,9 @@ class Submitter:
             message = f"not submitted: {reason}"
             hint = f"{NOTHING_BILLED}; fix the cause and generate again"
         else:
-            tries = f"after {submission.attempts} attempt{'s' * (submission.attempts != 1)}"
-            message = f"not submitted {tries}: {reason}; the job list shows no such job"
+            n = submission.attempts
+            tries = f" after {n} attempt{'s' * (n != 1)}" if n else ""
+            message = f"not submitted{tries}: {reason}; the job list shows no such job"
             hint = f"{NOTHING_BILLED}; generate again (a new attempt) when the service is back"
         submission.run._end("not-submitted", message[:2000], hint, _with_note(exc, message))
 
@@ -383,7 +384,9 @@ class Submitter:
     def _interrupted(self, run: Run, row: Mapping[str, Any]) -> Submission:
         submitted = parse_time(row.get("submitted_at")) or datetime.now(timezone.utc)
         submission = Submission(run, body=dict(row["params"]), since=submitted - RECONCILE_WINDOW)
-        submission.last_error = RodinError("the submitting process stopped before recording the job")
+        submission.last_error = RodinError(
+            "interrupted: the submitting process stopped before recording a job"
+        )
         submission.advance("ambiguous")
         if any(str(image).startswith("sha256:") for image in row["params"].get("images") or []):
             # It stopped before uploading its images, so it never reached the generate call.

@@ -9,15 +9,24 @@ and slots never idle while we poll); everything else waits locally, where it can
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import logging
 import threading
 import time
+import types
 import uuid
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from .errors import AuthenticationError, BudgetExceeded, PermissionDeniedError, RodinError, ValidationError
+from .errors import (
+    AuthenticationError,
+    BudgetExceeded,
+    PermissionDeniedError,
+    RodinError,
+    SweepTimeout,
+    ValidationError,
+)
 from .jobs import Run
 from .runlog import owner_alive
 from .schema import ModelSchema, RodinRequest
@@ -28,7 +37,7 @@ if TYPE_CHECKING:
 
     from .client import Client
 
-__all__ = ["Sweep", "expand_grid"]
+__all__ = ["Sweep", "SweepProgress", "expand_grid"]
 
 log = logging.getLogger("rodin_nb.sweep")
 
@@ -82,6 +91,29 @@ def plan_requests(schema: ModelSchema, rows: Iterable[Mapping[str, Any]]) -> lis
     if problems:
         raise ValidationError(problems, context="sweep")
     return requests
+
+
+@dataclasses.dataclass(frozen=True)
+class SweepProgress:
+    """Where a sweep stands, as returned by ``sweep.progress()`` (a snapshot: ask again for news).
+
+    ``counts`` runs per status (``"planned"`` for those not submitted yet); ``ended`` of ``total`` runs
+    have ended; ``fraction`` is done in [0, 1], running jobs counted by their own progress; ``spent``
+    creative units billed so far and ``estimate`` the whole sweep's expected cost (None when unknown);
+    ``elapsed_s`` since start and ``remaining_s`` a guess at what is left (None before any progress).
+    """
+
+    counts: Mapping[str, int] = dataclasses.field(hash=False)  # read-only
+    total: int
+    ended: int
+    fraction: float
+    spent: float
+    estimate: float | None
+    elapsed_s: float
+    remaining_s: float | None
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "counts", types.MappingProxyType(dict(self.counts)))
 
 
 class Sweep:
@@ -232,9 +264,16 @@ class Sweep:
         return self.df
 
     def wait(self, timeout: float | None = None) -> Sweep:
-        """Block until every run has ended (failures do not raise: see ``sweep.df``)."""
+        """Block until every run has ended (failures do not raise: see ``sweep.df``).
+
+        Raises :class:`~rodin_nb.SweepTimeout` after ``timeout`` seconds; the sweep keeps running.
+        """
         if not self._done.wait(timeout):
-            raise TimeoutError(f"sweep {self.sweep_id} not finished after {timeout} s; it keeps running")
+            raise SweepTimeout(
+                f"sweep {self.sweep_id} not finished after {timeout:g} s; it keeps running: wait again with "
+                f"sweep.wait(), or reopen it later with client.sweep_by_id({self.sweep_id!r})",
+                sweep_id=self.sweep_id,
+            )
         if self.error is not None:
             raise self.error
         return self
@@ -464,7 +503,7 @@ class Sweep:
     def done(self) -> bool:
         return self._done.is_set()
 
-    def progress(self) -> dict[str, Any]:
+    def progress(self) -> SweepProgress:
         """Numbers for progress displays: counts, fraction done, spent vs estimate, times."""
         runs = self.runs
         total = len(self.requests)
@@ -485,16 +524,16 @@ class Sweep:
                 estimate = spent + sum(self._cost_cache[key] for key in keys)
             else:  # reopened: prices not asked in this process; the saved estimate is the best known
                 estimate = max(self._estimate, spent)
-        return {
-            "counts": self.counts(),
-            "total": total,
-            "ended": ended,
-            "fraction": fraction,
-            "spent": spent,
-            "estimate": estimate,
-            "elapsed_s": elapsed,
-            "remaining_s": remaining,
-        }
+        return SweepProgress(
+            counts=self.counts(),
+            total=total,
+            ended=ended,
+            fraction=fraction,
+            spent=spent,
+            estimate=estimate,
+            elapsed_s=elapsed,
+            remaining_s=remaining,
+        )
 
     @property
     def df(self) -> pd.DataFrame:

@@ -6,6 +6,7 @@ import asyncio
 import hashlib
 import io
 import logging
+import time
 from pathlib import Path
 
 import pytest
@@ -180,3 +181,27 @@ class TestCredentials:
             assert c.backend == "sandbox"
         err = capsys.readouterr().err
         assert err.count("\n") == 1 and "sandbox" in err
+
+
+class TestLifecycle:
+    def test_closing_the_client_releases_waiters(self, tmp_path: Path) -> None:
+        with serve(job_seconds=5) as sb:
+            client = make_client(sb, tmp_path)
+            run = client.generate(prompt="a chair", seed=1, quality="extra-low")
+            client.close()
+            started = time.monotonic()
+            with pytest.raises(rn.RodinError, match="resume"):
+                run.wait(timeout=10)
+            assert time.monotonic() - started < 2
+            with make_client(sb, tmp_path) as again:
+                assert [r.run_id for r in again.resume()] == [run.run_id]
+
+    def test_a_refused_row_reopens_at_once(self, client: rn.Client) -> None:
+        with pytest.raises(rn.BadRequestError):
+            client.generate(images=["asset_missing"], seed=1)
+        (row,) = client.log.rows()
+        started = time.monotonic()
+        with pytest.raises(rn.JobFailed, match="not submitted"):
+            client.run(row["run_id"]).wait(timeout=10)
+        assert time.monotonic() - started < 1
+        assert client.log.get(row["run_id"])["status"] == "not-submitted"

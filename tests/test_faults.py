@@ -155,7 +155,7 @@ class TestSteadyRateLimit:
             assert caught.value.retry_after is not None and caught.value.retry_after > 0
             assert sb.stats()["jobs_created"] == 0
             (row,) = client.log.rows("1=1", ())
-        assert row["status"] == "failure" and "429" in row["error"]
+        assert row["status"] == "not-submitted" and "429" in row["error"]
 
     def test_a_client_never_limited_is_never_paced(self, tmp_path: Path) -> None:
         """Without 429s the gate never holds a request back (counted, not timed)."""

@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 
 import rodin_nb as rn
-from rodin_nb.jobs import PollPolicy
 from rodin_nb.sandbox import serve
+from rodin_nb.timing import PollPolicy
 
 from .conftest import make_client
 
@@ -22,7 +22,8 @@ class TestLifecycle:
             run.wait(timeout=30)
         assert seen[-1] == "success"
         assert "in-progress" in seen
-        order = ["pending", "queued", "warming-up", "in-progress", "finalizing", "success"]
+        # The service's success is "downloading" until the files are on disk: success means files.
+        order = ["pending", "queued", "warming-up", "in-progress", "finalizing", "downloading", "success"]
         positions = [order.index(status) for status in seen]
         assert positions == sorted(positions)
 

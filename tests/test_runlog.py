@@ -181,7 +181,9 @@ class TestNoDoubleSpend:
         with pytest.raises(rn.BadRequestError):
             client.generate(images=["asset_doesnotexist"], seed=1)
         (row,) = client.log.rows()
-        assert row["status"] == "failure" and "not submitted" in row["error"] and "billed" in row["hint"]
+        assert (
+            row["status"] == "not-submitted" and "not submitted" in row["error"] and "billed" in row["hint"]
+        )
         # A refused request is not "paid for": asking again really asks again.
         with pytest.raises(rn.BadRequestError):
             client.generate(images=["asset_doesnotexist"], seed=1)
@@ -249,7 +251,7 @@ class TestResume:
             assert client.log.get(run.run_id)["status"] == "lost"
             assert second.stats()["jobs_created"] == 0
 
-    def test_interrupted_submission_reattaches_or_is_lost(
+    def test_interrupted_submission_reattaches_or_is_not_submitted(
         self, sandbox: SandboxServer, tmp_path: Path
     ) -> None:
         with make_client(sandbox, tmp_path) as client:
@@ -257,11 +259,13 @@ class TestResume:
             created = client.api.generate(client.model_id, req.to_body())  # the POST went through...
             orphan = rn.Run(client, req)
             client.log.claim(
-                client._new_row(orphan) | {"owner": f"{socket.gethostname()}:999998:dead"}, reuse=True
+                client.submitter._new_row(orphan) | {"owner": f"{socket.gethostname()}:999998:dead"},
+                reuse=True,
             )
             never = rn.Run(client, client.request(prompt="a stool", seed=5, quality="extra-low"))
             client.log.claim(
-                client._new_row(never) | {"owner": f"{socket.gethostname()}:999999:dead"}, reuse=True
+                client.submitter._new_row(never) | {"owner": f"{socket.gethostname()}:999999:dead"},
+                reuse=True,
             )
         with make_client(sandbox, tmp_path) as client:
             client.engine  # noqa: B018
@@ -271,7 +275,7 @@ class TestResume:
             assert found.job_id == created["job"]["jobId"]
             with pytest.raises(rn.JobFailed, match="interrupted"):
                 missing.wait(timeout=30)
-            assert missing.status == "lost"
+            assert missing.status == "not-submitted"  # no such job: nothing was created or billed
         assert sandbox.stats()["jobs_created"] == 1
 
     @pytest.mark.parametrize("damage", ["truncated", "same_size_edit", "deleted", "index_garbage"])

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import subprocess
 import sys
 import textwrap
 from pathlib import Path
 
 import pytest
+from PIL import Image
 
 import rodin_nb as rn
 from rodin_nb.sandbox import serve
@@ -62,17 +64,17 @@ class TestAnsweredServerErrors:
 
     def test_the_issue_reproduction_never_strands_a_run(self, tmp_path: Path) -> None:
         """error_rate 0.5, seed 8 (every route): each run settles, jobs created = runs that have one."""
-        with serve(job_seconds=0.5, faults={"error_rate": 0.5, "seed": 8}) as sb:
-            with make_client(sb, tmp_path) as client:
-                client.schema  # noqa: B018
-                for seed in (1, 2, 3):
-                    try:
-                        client.generate(prompt="a chair", tier="Sketch", seed=seed).wait(timeout=60)
-                    except rn.RodinError:
-                        pass
-                rows = client.log.rows()
-                assert all(row["status"] in ("success", "not-submitted", "lost") for row in rows)
-                assert sb.stats()["jobs_created"] == sum(1 for row in rows if row["job_id"])
+        with (
+            serve(job_seconds=0.5, faults={"error_rate": 0.5, "seed": 8}) as sb,
+            make_client(sb, tmp_path) as client,
+        ):
+            client.schema  # noqa: B018
+            for seed in (1, 2, 3):
+                with contextlib.suppress(rn.RodinError):
+                    client.generate(prompt="a chair", tier="Sketch", seed=seed).wait(timeout=60)
+            rows = client.log.rows()
+            assert all(row["status"] in ("success", "not-submitted", "lost") for row in rows)
+            assert sb.stats()["jobs_created"] == sum(1 for row in rows if row["job_id"])
 
     def test_a_sweep_goes_on_past_not_submitted_runs(self, tmp_path: Path) -> None:
         faults = {"create_error_rate": 0.7, "seed": 4}
@@ -143,3 +145,43 @@ class TestExitWhileDownloading:
         run.wait(timeout=30)
         row = client.log.get(run.run_id)
         assert row["status"] == "success" and row["error"] is None and row["files"]
+
+
+class TestAmbiguousFailures:
+    """No answer after the request was sent: the job is found, never created again."""
+
+    def test_a_late_answer_is_reattached_not_reposted(self, tmp_path: Path) -> None:
+        """The job is created but the answer comes after the read timeout: found in the list."""
+        with (
+            serve(job_seconds=0.3, faults={"slow_create_s": 0.6}) as sb,
+            make_client(sb, tmp_path, timeout=(2.0, 0.3)) as client,
+        ):
+            run = client.generate(prompt="a chair", seed=1, quality="extra-low")
+            assert run.wait(timeout=30).status == "success" and run.reattached
+            assert sb.stats()["jobs_created"] == 1
+            assert sb.stats()["requests"]["POST /v1/generate/custom/{modelId}"] == 1
+
+    def test_reconciliation_never_takes_a_job_another_run_owns(self, sandbox, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+        with make_client(sandbox, tmp_path) as first, make_client(sandbox, tmp_path) as second:
+            owned = first.generate(prompt="a chair", seed=1, quality="extra-low", reuse=False).wait(
+                timeout=30
+            )
+            req = second.request(prompt="a chair", seed=1, quality="extra-low")
+            job, complete = second.submitter.find_job(req.to_body(), since=owned.submitted_at)
+            assert job is None and complete  # the only matching job is recorded for another run
+
+    def test_an_upload_timeout_is_not_ambiguous(self, tmp_path: Path) -> None:
+        """An upload cannot create a job: its failure ends the run not-submitted, nothing billed."""
+        picture = tmp_path / "ref.png"
+        Image.new("RGB", (8, 8), "red").save(picture)
+        retry = rn.RetryPolicy(max_retries=1, backoff_base_s=0.01, backoff_cap_s=0.02)
+        with (
+            serve(job_seconds=0.3, faults={"latency_s": 0.4}) as sb,
+            make_client(sb, tmp_path, timeout=(2.0, 0.1), retry=retry) as client,
+        ):
+            client._schema = rn.ModelSchema.snapshot()  # the live schema would time out too
+            with pytest.raises(rn.APITimeoutError):
+                client.generate(images=[picture], seed=1, quality="extra-low")
+            (row,) = client.log.rows()
+            assert row["status"] == "not-submitted" and "nothing was billed" in row["hint"]
+            assert sb.stats()["jobs_created"] == 0

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import signal
 import subprocess
 import sys
@@ -14,9 +15,10 @@ from pathlib import Path
 import pytest
 
 import rodin_nb as rn
-from rodin_nb.status import ON_SERVICE
+from rodin_nb.errors import SweepTimeout
 from rodin_nb.sandbox import SandboxServer, serve
-from rodin_nb.sweep import expand_grid
+from rodin_nb.status import ON_SERVICE
+from rodin_nb.sweep import SweepProgress, expand_grid
 
 from .conftest import make_client
 
@@ -365,11 +367,44 @@ class TestResume:
 
 
 class TestProgress:
+    def test_wait_timeout_is_a_rodin_error_and_the_sweep_keeps_running(self, tmp_path: Path) -> None:
+        with serve(job_seconds=1.0) as sb, make_client(sb, tmp_path) as client:
+            sweep = client.sweep(prompt="a chair", seed=[1, 2], quality="extra-low").start()
+            with pytest.raises(SweepTimeout) as info:
+                sweep.wait(timeout=0.05)
+            assert isinstance(info.value, rn.RodinError) and isinstance(info.value, TimeoutError)
+            assert info.value.sweep_id == sweep.sweep_id
+            message = str(info.value)
+            assert sweep.sweep_id in message and "keeps running" in message and "sweep.wait()" in message
+            assert not sweep.done
+            assert sweep.wait(timeout=60) is sweep  # waiting again works
+            assert sweep.progress().counts == {"success": 2}
+
+    def test_progress_is_a_frozen_value(self, client: rn.Client) -> None:
+        sweep = client.sweep(prompt="a chair", seed=[1, 2], quality="extra-low")
+        before = sweep.progress()
+        assert isinstance(before, SweepProgress)
+        assert before.counts == {"planned": 2} and before.total == 2 and before.ended == 0
+        assert before.fraction == 0.0 and before.spent == 0 and before.elapsed_s == 0.0
+        assert before.remaining_s is None
+        with pytest.raises(dataclasses.FrozenInstanceError):
+            before.fraction = 1.0  # type: ignore[misc]
+        with pytest.raises(TypeError):
+            before.counts["success"] = 2  # type: ignore[index]
+        sweep.estimate()
+        sweep.run(budget=100, progress=False)
+        after = sweep.progress()
+        assert after.counts == {"success": 2} and after.ended == after.total == 2
+        assert after.fraction == 1.0 and after.remaining_s == 0.0 and after.elapsed_s > 0
+        assert after.spent > 0 and after.estimate == after.spent
+        assert before.counts == {"planned": 2}  # a snapshot: later news does not change it
+        hash(after)
+
     def test_widget_and_line(self, client: rn.Client) -> None:
-        from rodin_nb.progress import SweepProgress, progress_line
+        from rodin_nb.progress import SweepProgressWidget, progress_line
 
         sweep = client.sweep(prompt="a chair", seed=[1, 2], quality="extra-low")
-        view = SweepProgress(sweep, min_interval_s=0)
+        view = SweepProgressWidget(sweep, min_interval_s=0)
         assert view.bar.value == 0.0 and "planned 2" in view.label.value
         sweep.run(budget=100, progress=False)
         # The widget draws the final state by itself (its last update used to predate the end).
@@ -405,3 +440,17 @@ class TestProgress:
         assert done.returncode == 0, done.stderr
         assert done.stdout.count("success") == 4 and "done" in done.stderr
         assert sandbox.stats()["jobs_created"] == 4
+
+
+def test_a_broken_submission_ends_the_sweep_instead_of_hanging(client: rn.Client) -> None:
+    """An error of rodin_nb's own (not the service's answer) stops the sweep; wait() raises it."""
+    sweep = client.sweep(prompt="a chair", seed=[1, 2, 3], quality="extra-low", concurrency=1)
+
+    def broken(*args: object, **kwargs: object) -> rn.Run:
+        raise RuntimeError("database is locked")
+
+    client.submitter.start = broken  # type: ignore[method-assign]
+    started = time.monotonic()
+    with pytest.raises(RuntimeError, match="locked"):
+        sweep.run(progress=False)
+    assert sweep.done and time.monotonic() - started < 5

@@ -18,9 +18,6 @@ from .transport import Transport
 
 __all__ = ["ScenarioAPI", "iso_utc", "job_id_of", "parse_time"]
 
-TERMINAL_STATUSES = frozenset({"success", "failure", "canceled"})
-
-
 def iso_utc(moment: datetime) -> str:
     """ISO-8601 UTC with milliseconds and ``Z``, as Scenario writes its dates."""
     return (

@@ -91,6 +91,7 @@ class Run:
         self.status_history: list[tuple[str, datetime]] = []  # the service's statusHistory
         self._lock = threading.RLock()
         self._future: concurrent.futures.Future[None] = concurrent.futures.Future()
+        self._ended = False  # set before listeners hear the end, so they (the run log) see it as done
         self._listeners: list[Callable[[Run], None]] = []
         self._failure: BaseException | None = None  # what wait() raises when following ended early
 
@@ -107,7 +108,7 @@ class Run:
     @property
     def done(self) -> bool:
         """True once the job ended and its files are downloaded (or failed to)."""
-        return self._future.done()
+        return self._ended
 
     @property
     def files(self) -> list[Path]:
@@ -273,9 +274,13 @@ class Run:
         self._finish()
 
     def _finish(self) -> None:
+        """The run ended (or following it did): listeners hear it first, then waiters are released, so
+        whoever returns from wait() finds the run log already saying how it ended."""
+        with self._lock:
+            self._ended = True
+        self._notify()
         if not self._future.done():
             self._future.set_result(None)
-        self._notify()
 
     def _abort(self, error: BaseException) -> None:
         """Stop following the run (the job may still run on the service); wait() raises ``error``."""
@@ -289,6 +294,7 @@ class Run:
         with self._lock:
             if self._future.done():
                 self._future = concurrent.futures.Future()
+            self._ended = False
             if self.status == "success":
                 self.status = "downloading"
             self.download_error = None
@@ -298,9 +304,7 @@ class Run:
         """Release waiters without recording anything: the run is still what the log says it is."""
         with self._lock:
             self._failure = error
-        if not self._future.done():
-            self._future.set_result(None)
-        self._notify()  # a sweep waiting on this run must hear that it will not hear more
+        self._finish()  # a sweep waiting on this run must hear that it will not hear more
 
     def _end(self, status: Status, message: str, hint: str | None, cause: BaseException | None) -> None:
         """End a run that has no job to follow (``not-submitted`` or ``lost``); wait() raises ``cause``."""

@@ -78,6 +78,10 @@ FOREIGN_PATIENCE_S = 90.0  # how long to wait for another live process to finish
 NOTHING_BILLED = "no job was created and nothing was billed"
 
 
+class _Interrupted(RodinError):
+    """Why a logged submission is unsettled: its process stopped before recording a job."""
+
+
 class IllegalTransition(RuntimeError):
     """A submission tried a step its state table does not allow (a bug in rodin_nb, never user error)."""
 
@@ -262,7 +266,9 @@ class Submitter:
             tries = f" after {n} attempt{'s' * (n != 1)}" if n else ""
             message = f"not submitted{tries}: {reason}; the job list shows no such job"
             hint = f"{NOTHING_BILLED}; generate again (a new attempt) when the service is back"
-        submission.run._end("not-submitted", message[:2000], hint, _with_note(exc, message))
+        # wait() raises the service's own answer; an interrupted submission has none (JobFailed then).
+        cause = None if isinstance(exc, _Interrupted) else _with_note(exc)
+        submission.run._end("not-submitted", message[:2000], hint, cause)
 
     def _end_lost(self, submission: Submission) -> None:
         submission.advance("lost")
@@ -384,9 +390,7 @@ class Submitter:
     def _interrupted(self, run: Run, row: Mapping[str, Any]) -> Submission:
         submitted = parse_time(row.get("submitted_at")) or datetime.now(timezone.utc)
         submission = Submission(run, body=dict(row["params"]), since=submitted - RECONCILE_WINDOW)
-        submission.last_error = RodinError(
-            "interrupted: the submitting process stopped before recording a job"
-        )
+        submission.last_error = _Interrupted("interrupted: its process stopped before recording a job")
         submission.advance("ambiguous")
         if any(str(image).startswith("sha256:") for image in row["params"].get("images") or []):
             # It stopped before uploading its images, so it never reached the generate call.
@@ -473,7 +477,7 @@ def _stored_from_row(client: Client, row: Mapping[str, Any]) -> list[StoredFile]
     return stored
 
 
-def _with_note(exc: BaseException | None, message: str) -> BaseException | None:
+def _with_note(exc: BaseException | None) -> BaseException | None:
     """The service's error again, its message saying what became of the run (nothing billed)."""
     if isinstance(exc, APIError) and NOTHING_BILLED not in str(exc):
         again = type(exc)(

@@ -18,6 +18,7 @@ from .transport import Transport
 
 __all__ = ["ScenarioAPI", "iso_utc", "job_id_of", "parse_time"]
 
+
 def iso_utc(moment: datetime) -> str:
     """ISO-8601 UTC with milliseconds and ``Z``, as Scenario writes its dates."""
     return (

@@ -201,7 +201,7 @@ class TestLifecycle:
             client.generate(images=["asset_missing"], seed=1)
         (row,) = client.log.rows()
         started = time.monotonic()
-        with pytest.raises(rn.RodinError, match="nothing was billed|not submitted"):
+        with pytest.raises(rn.RodinError, match=r"nothing was billed|not submitted"):
             client.run(row["run_id"]).wait(timeout=10)
         assert time.monotonic() - started < 1
         assert client.log.get(row["run_id"])["status"] == "not-submitted"

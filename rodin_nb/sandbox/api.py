@@ -163,21 +163,11 @@ class ApiHandler(BaseHandler):
     # ------------------------------------------------------------------ routes
 
     def get_model(self, account: str, params: dict[str, str], query: dict[str, str], body: Any) -> Result:
-        if params["modelId"] != model.MODEL_ID:
-            raise SandboxError(
-                404,
-                f"Model {params['modelId']!r} not found; the sandbox serves {model.MODEL_ID!r}",
-                "modelId",
-            )
+        _check_model(params["modelId"])
         return 200, model.model_document()
 
     def generate(self, account: str, params: dict[str, str], query: dict[str, str], body: Any) -> Result:
-        if params["modelId"] != model.MODEL_ID:
-            raise SandboxError(
-                404,
-                f"Model {params['modelId']!r} not found; the sandbox serves {model.MODEL_ID!r}",
-                "modelId",
-            )
+        _check_model(params["modelId"])
         dry = query.get("dryRun")
         if dry not in (None, "", "true", "api", "false"):
             raise SandboxError(400, f"'dryRun' must be one of true, api; got {dry!r}", "dryRun")
@@ -285,6 +275,12 @@ class ApiHandler(BaseHandler):
         return 200, {"asset": self.app.asset_json(asset.id)}
 
 
+def _check_model(model_id: str) -> None:
+    if model_id != model.MODEL_ID:
+        message = f"Model {model_id!r} not found; the sandbox serves {model.MODEL_ID!r}"
+        raise SandboxError(404, message, "modelId")
+
+
 def _decode_base64(text: str) -> bytes:
     """Bare base64 or a ``data:image/...;base64,`` URL (which one Scenario wants is unknown: accept both)."""
     payload = _DATA_URL.sub("", text.strip(), count=1)
@@ -327,24 +323,27 @@ def _parse_json(raw: bytes) -> Any:
         raise SandboxError(400, f"The body is not valid JSON: {exc}") from None
 
 
+_PATH_PARAM = re.compile(r"\{(\w+)\}")
+
+
+def _route(method: str, path: str, route: Route) -> tuple[str, re.Pattern[str], str, Route]:
+    """One ROUTES entry: (method, path regex, stats template ``"METHOD path"``, route).
+
+    Each ``{name}`` in ``path`` matches one path segment and reaches the route as ``params[name]``.
+    """
+    pieces = _PATH_PARAM.split(path)  # literal, name, literal, name, ..., literal
+    regex = "".join(f"(?P<{p}>[^/]+)" if i % 2 else re.escape(p) for i, p in enumerate(pieces))
+    return method, re.compile(regex), f"{method} {path}", route
+
+
 ROUTES: list[tuple[str, re.Pattern[str], str, Route]] = [
-    ("GET", re.compile(r"/v1/models/(?P<modelId>[^/]+)"), "GET /v1/models/{modelId}", ApiHandler.get_model),
-    (
-        "POST",
-        re.compile(r"/v1/generate/custom/(?P<modelId>[^/]+)"),
-        "POST /v1/generate/custom/{modelId}",
-        ApiHandler.generate,
-    ),
-    ("GET", re.compile(r"/v1/jobs"), "GET /v1/jobs", ApiHandler.list_jobs),
-    ("GET", re.compile(r"/v1/jobs/(?P<jobId>[^/]+)"), "GET /v1/jobs/{jobId}", ApiHandler.get_job),
-    (
-        "POST",
-        re.compile(r"/v1/jobs/(?P<jobId>[^/]+)/action"),
-        "POST /v1/jobs/{jobId}/action",
-        ApiHandler.job_action,
-    ),
-    ("GET", re.compile(r"/v1/assets/(?P<assetId>[^/]+)"), "GET /v1/assets/{assetId}", ApiHandler.get_asset),
-    ("POST", re.compile(r"/v1/assets"), "POST /v1/assets", ApiHandler.upload_asset),
+    _route("GET", "/v1/models/{modelId}", ApiHandler.get_model),
+    _route("POST", "/v1/generate/custom/{modelId}", ApiHandler.generate),
+    _route("GET", "/v1/jobs", ApiHandler.list_jobs),
+    _route("GET", "/v1/jobs/{jobId}", ApiHandler.get_job),
+    _route("POST", "/v1/jobs/{jobId}/action", ApiHandler.job_action),
+    _route("GET", "/v1/assets/{assetId}", ApiHandler.get_asset),
+    _route("POST", "/v1/assets", ApiHandler.upload_asset),
 ]
 
 

@@ -24,11 +24,12 @@ already simulated. :class:`StateFile` is not thread-safe: its owner serialises c
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
@@ -78,10 +79,11 @@ _SCHEMA = (
     )""",
 )
 
-_JOB_COLUMNS = (
-    "id, account, seq, created_t, body, cost, pending_s, queue_min_s, duration, fail_frac, "
-    "error_message, error_hint, gen_params, glb_id, preview_id"
-)
+# A jobs row holds the fields that define a Job (those before ``error``), each in the column of its
+# name, with ``body`` and ``gen_params`` as JSON and ``error`` split into error_message and error_hint.
+_JOB_FIELDS = tuple(itertools.takewhile(lambda name: name != "error", (f.name for f in fields(Job))))
+_JSON_FIELDS = frozenset({"body", "gen_params"})
+_JOB_COLUMNS = ", ".join((*_JOB_FIELDS, "error_message", "error_hint"))
 
 
 @dataclass(frozen=True)
@@ -211,26 +213,9 @@ class StateFile:
         return Event(n=cur.lastrowid, t=t, kind=kind, job_id=job_id, value=value)
 
     def add_job(self, job: Job) -> None:
-        error = job.error or (None, None)
         self._conn.execute(
-            f"INSERT INTO jobs ({_JOB_COLUMNS}) VALUES ({', '.join('?' * 15)})",
-            (
-                job.id,
-                job.account,
-                job.seq,
-                job.created_t,
-                _dumps(job.body),
-                job.cost,
-                job.pending_s,
-                job.queue_min_s,
-                job.duration,
-                job.fail_frac,
-                error[0],
-                error[1],
-                _dumps(job.gen_params),
-                job.glb_id,
-                job.preview_id,
-            ),
+            f"INSERT INTO jobs ({_JOB_COLUMNS}) VALUES ({', '.join('?' * (len(_JOB_FIELDS) + 2))})",
+            _job_row(job),
         )
 
     def add_upload(self, account: str, asset: Asset) -> int:
@@ -259,24 +244,13 @@ def _dumps(value: Any) -> str:
     return json.dumps(value, separators=(",", ":"))
 
 
+def _job_row(job: Job) -> tuple[Any, ...]:
+    row = [_dumps(getattr(job, n)) if n in _JSON_FIELDS else getattr(job, n) for n in _JOB_FIELDS]
+    return (*row, *(job.error or (None, None)))
+
+
 def _job(row: tuple[Any, ...]) -> Job:
-    (jid, account, seq, created_t, body, cost, pending_s, queue_min_s, duration, fail_frac, msg, hint) = row[
-        :12
-    ]
-    gen_params, glb_id, preview_id = row[12:]
-    return Job(
-        id=jid,
-        account=account,
-        seq=seq,
-        created_t=created_t,
-        body=json.loads(body),
-        cost=cost,
-        pending_s=pending_s,
-        queue_min_s=queue_min_s,
-        duration=duration,
-        fail_frac=fail_frac,
-        gen_params=json.loads(gen_params),
-        glb_id=glb_id,
-        preview_id=preview_id,
-        error=(msg, hint) if msg is not None else None,
-    )
+    *values, message, hint = row
+    pairs = zip(_JOB_FIELDS, values, strict=True)
+    defining = {name: json.loads(v) if name in _JSON_FIELDS else v for name, v in pairs}
+    return Job(**defining, error=(message, hint) if message is not None else None)

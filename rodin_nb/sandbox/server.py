@@ -12,12 +12,14 @@ from __future__ import annotations
 import base64
 import binascii
 import hmac
+import inspect
 import math
 import os
 import threading
 from collections import Counter
+from collections.abc import Callable
 from types import TracebackType
-from typing import Any
+from typing import Any, ParamSpec, TypeVar
 
 from .api import ApiHandler
 from .artifacts import ArtifactCache, glb_properties
@@ -34,7 +36,8 @@ PREVIEW_SIZE = 256
 
 
 class SandboxServer:
-    """A running (or ready to run) sandbox. Create it with :func:`serve`.
+    """A running (or ready to run) sandbox. Create it with :func:`serve`, which takes the same parameters
+    (documented there) and also starts it.
 
     Attributes
     ----------
@@ -273,6 +276,27 @@ class SandboxServer:
         return counts
 
 
+_P = ParamSpec("_P")
+_R = TypeVar("_R")
+
+
+def _parameters_of(
+    source: Callable[_P, object],
+) -> Callable[[Callable[..., _R]], Callable[_P, _R]]:
+    """Give the decorated function ``source``'s parameters, for type checkers and for ``help()``.
+
+    The function must pass its arguments on to ``source`` unchanged: it is then checked, and shown,
+    as taking exactly what ``source`` takes, which is written down only once.
+    """
+
+    def give(func: Callable[..., _R]) -> Callable[_P, _R]:
+        params = inspect.signature(source).parameters.values()
+        func.__signature__ = inspect.signature(func).replace(parameters=list(params))  # type: ignore[attr-defined]
+        return func
+
+    return give
+
+
 def _basic(header: str | None) -> tuple[str, str] | None:
     if not header:
         return None
@@ -287,16 +311,8 @@ def _basic(header: str | None) -> tuple[str, str] | None:
     return (key, secret) if sep else None
 
 
-def serve(
-    port: int = 0,
-    *,
-    speed: float = 1.0,
-    job_seconds: float | None = None,
-    parallel_jobs: int = 4,
-    faults: dict[str, Any] | None = None,
-    credentials: tuple[str, str] | None = None,
-    state_dir: str | os.PathLike[str] | None = None,
-) -> SandboxServer:
+@_parameters_of(SandboxServer)
+def serve(*args: Any, **kwargs: Any) -> SandboxServer:
     """Start a sandbox on 127.0.0.1 in background threads and return it.
 
     Parameters
@@ -331,12 +347,4 @@ def serve(
     SandboxServer
         Running; use ``with serve() as sb:`` or call ``.stop()``.
     """
-    return SandboxServer(
-        port,
-        speed=speed,
-        job_seconds=job_seconds,
-        parallel_jobs=parallel_jobs,
-        faults=faults,
-        credentials=credentials,
-        state_dir=state_dir,
-    ).start()
+    return SandboxServer(*args, **kwargs).start()

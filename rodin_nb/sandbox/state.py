@@ -24,6 +24,7 @@ keeps progressing while no sandbox process runs; in memory they are ``time.monot
 from __future__ import annotations
 
 import base64
+import functools
 import hashlib
 import json
 import math
@@ -579,30 +580,26 @@ class SandboxState:
         if body.get("images"):
             meta["parentId"] = body["images"][0]
             meta["rootParentId"] = body["images"][0]
-        self._assets[job.glb_id] = Asset(
+        # Both outputs come from the job alike; their properties are filled from the bytes when first served.
+        output = functools.partial(
+            Asset, source=gen_type, created_t=job.end_t, author_id=author, gen_params=job.gen_params
+        )
+        self._assets[job.glb_id] = output(
             id=job.glb_id,
             kind="3d",
             mime_type="model/gltf-binary",
-            source=gen_type,
-            created_t=job.end_t,
-            author_id=author,
             metadata=meta,
-            properties={},  # filled from the bytes when first served
-            gen_params=job.gen_params,
+            properties={},
             role="glb",
             preview_id=job.preview_id,
             output_index=0,
         )
-        self._assets[job.preview_id] = Asset(
+        self._assets[job.preview_id] = output(
             id=job.preview_id,
             kind="image",
             mime_type="image/png",
-            source=gen_type,
-            created_t=job.end_t,
-            author_id=author,
             metadata={"kind": "image", "type": gen_type, "parentId": job.glb_id, "parentJobId": job.id},
             properties={},
-            gen_params=job.gen_params,
             role="preview",
         )
 

@@ -562,20 +562,8 @@ class Grid(w.VBox):
             cell.show(item, item.label, self._background)
             if item.built is not None:
                 boxes.append(item.built.bounds_unit)
-        for k, head in enumerate(self._col_heads):
-            c = c0 + k
-            head.value = (
-                f'<div style="text-align:center;font-weight:600">{html.escape(layout.col_headers[c])}</div>'
-                if layout.col_headers and c < layout.cols
-                else ""
-            )
-        for k, head in enumerate(self._row_heads):
-            r = r0 + k
-            head.value = (
-                f'<div style="font-weight:600;padding-right:6px">{html.escape(layout.row_headers[r])}</div>'
-                if layout.row_headers and r < layout.rows
-                else ""
-            )
+        _show_heads(self._col_heads, layout.col_headers, c0, layout.cols, "text-align:center;font-weight:600")
+        _show_heads(self._row_heads, layout.row_headers, r0, layout.rows, "font-weight:600;padding-right:6px")
         if not keep_camera:
             self._pose = pose_for(boxes, self._size[0] / self._size[1])
             self.reset_view()
@@ -692,6 +680,13 @@ class Grid(w.VBox):
         buf = io.BytesIO()
         sheet.save(buf, format="PNG")
         return buf.getvalue()
+
+
+def _show_heads(heads: list[w.HTML], labels: list[str] | None, first: int, count: int, style: str) -> None:
+    """Put ``labels[first:]`` in the header widgets, one each; blank past ``count`` or without labels."""
+    for k, head in enumerate(heads):
+        i = first + k
+        head.value = f'<div style="{style}">{html.escape(labels[i])}</div>' if labels and i < count else ""
 
 
 def _where(layout: _Layout, r: int, c: int) -> str:

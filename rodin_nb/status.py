@@ -21,7 +21,7 @@ from typing import Literal, cast
 
 __all__ = [
     "ACTIVE",
-    "ENDED_ON_SERVICE",
+    "HOLDS_SLOT",
     "ON_SERVICE",
     "REUSABLE",
     "RUNNING",
@@ -55,8 +55,9 @@ RUNNING: frozenset[Status] = frozenset({"warming-up", "in-progress", "finalizing
 ACTIVE: frozenset[Status] = ON_SERVICE | {"submitting", "downloading"}
 # Ended for good: nothing will change it any more.
 TERMINAL: frozenset[Status] = frozenset({"success", "failure", "canceled", "not-submitted", "lost"})
-# The job has left the service (its slot is free), whether or not its files are in yet.
-ENDED_ON_SERVICE: frozenset[Status] = (TERMINAL - {"not-submitted"}) | {"downloading"}
+# Counted against a sweep's concurrency: being created, or on the service. A run downloading its files,
+# or ended in any way (not-submitted included), holds no slot.
+HOLDS_SLOT: frozenset[Status] = ON_SERVICE | {"submitting"}
 # A row in one of these states stands for a request that is paid for (or being paid for): an identical
 # request is answered from it instead of creating another job.
 REUSABLE: frozenset[Status] = ACTIVE | {"success"}

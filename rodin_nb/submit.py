@@ -155,8 +155,16 @@ class Submitter:
                 client.log.update(run.run_id, params=request.to_body())
             submission.body = request.to_body()
             self._post(submission)
-        except Exception as exc:  # a local failure before the POST: nothing can have been created
-            self._end_not_submitted(submission, exc, refused=True)
+        except Exception as exc:
+            if submission.state not in ("submitting", "ambiguous"):
+                raise  # after the job was created or settled (e.g. the client closed): not ours to settle
+            if not submission.attempts:  # a local failure before the POST: nothing can have been created
+                self._end_not_submitted(submission, exc, refused=True)
+            else:  # an unexpected failure around the POST: the job may exist, look for it
+                submission.last_error = exc
+                if submission.state == "submitting":
+                    submission.advance("ambiguous")
+                self._search_later(submission)
         except BaseException as exc:  # an interrupt: the job may exist if the POST was under way
             if submission.attempts and not submission.settled:
                 submission.last_error = exc

@@ -30,7 +30,7 @@ from .errors import (
 from .jobs import Run
 from .runlog import owner_alive
 from .schema import ModelSchema, RodinRequest
-from .status import ENDED_ON_SERVICE, REUSABLE, TERMINAL
+from .status import HOLDS_SLOT, REUSABLE, TERMINAL
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -325,7 +325,7 @@ class Sweep:
                 # Submissions under way count too: pumps run concurrently on the engine's pool. A run
                 # planned twice (two rows asking for one request) is one job.
                 in_flight = self._submitting + sum(
-                    1 for run in self._distinct_runs() if run.status not in ENDED_ON_SERVICE
+                    1 for run in self._distinct_runs() if run.status in HOLDS_SLOT and not run.done
                 )
                 if in_flight >= self.concurrency:
                     break
@@ -407,7 +407,7 @@ class Sweep:
         # When the job has left the service (its files may still be downloading) its slot is free, so the
         # next submission goes now. Called from the engine's threads: the submission itself runs on the
         # engine's submission pool, so polling is never blocked by an upload or a generate call.
-        ended = run.done or run.status in ENDED_ON_SERVICE
+        ended = run.done or run.status not in HOLDS_SLOT
         if ended and not self.client.engine.run_task(self._pump):
             self._fail(RodinError(f"sweep {self.sweep_id} stopped: its client was closed"))
 

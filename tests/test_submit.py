@@ -87,6 +87,17 @@ class TestAnsweredServerErrors:
             assert "not-submitted" in sweep.table()
             assert all(row["status"] != "submitting" for row in client.log.rows())
 
+    def test_not_submitted_runs_free_their_slot(self, tmp_path: Path) -> None:
+        """With one slot, runs that were never created must not hold it: the sweep reaches its end."""
+        with (
+            serve(job_seconds=0.2, faults={"create_error_rate": 1.0}) as sb,
+            make_client(sb, tmp_path) as client,
+        ):
+            sweep = client.sweep(prompt="a chair", seed=[1, 2, 3], quality="extra-low", concurrency=1)
+            sweep.start().wait(timeout=60)
+            assert [run.status for run in sweep.runs] == ["not-submitted"] * 3
+            assert sb.stats()["jobs_created"] == 0
+
 
 class TestExitWhileDownloading:
     """Hole 2: a script that ends while results download never leaves success without files."""

@@ -26,6 +26,7 @@ shared :class:`RateGate` (waiting out 429s), and the error builders ``Transport.
 
 from __future__ import annotations
 
+import datetime
 import email.utils
 import ipaddress
 import logging
@@ -226,10 +227,14 @@ def parse_retry_after(headers: Mapping[str, str]) -> float | None:
     try:
         return max(0.0, float(value))
     except ValueError:
-        parsed = email.utils.parsedate_to_datetime(value) if value else None
-        if parsed is None:
-            return None
-        return max(0.0, parsed.timestamp() - time.time())
+        pass
+    try:
+        parsed = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):  # neither seconds nor a date: as if there were none
+        return None
+    if parsed.tzinfo is None:  # an HTTP date is GMT; one without a zone is read as such
+        parsed = parsed.replace(tzinfo=datetime.timezone.utc)
+    return max(0.0, parsed.timestamp() - time.time())
 
 
 def error_message(response: requests.Response) -> tuple[str, Any]:

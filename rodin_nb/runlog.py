@@ -367,11 +367,15 @@ class RunLog:
         return out
 
     def sweeps(self) -> list[dict[str, Any]]:
+        """One entry per sweep: id, creation time, budget, expected cost of the whole sweep (``estimate``),
+        creative units its own runs were billed (``spent``) and its number of planned runs."""
         with self._lock:
             rows = (
                 self._connect()
                 .execute(
-                    "SELECT sweep_id, created_at, budget, estimate, plan FROM sweeps ORDER BY created_at"
+                    "SELECT sweep_id, created_at, budget, estimate, plan, (SELECT coalesce(sum(cost), 0) "
+                    "FROM runs WHERE runs.sweep_id = sweeps.sweep_id) AS spent FROM sweeps "
+                    "ORDER BY created_at"
                 )
                 .fetchall()
             )

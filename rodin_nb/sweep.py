@@ -10,12 +10,12 @@ and slots never idle while we poll); everything else waits locally, where it can
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import itertools
 import logging
 import threading
 import time
 import types
-import uuid
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -54,10 +54,12 @@ def _is_sweep_axis(spec_type: str | None, value: Any) -> bool:
 def expand_grid(
     schema: ModelSchema, grid: Mapping[str, Any], cases: Sequence[Mapping[str, Any]] | None = None
 ) -> list[dict[str, Any]]:
-    """Parameter dicts for the product of list-valued parameters, scalars fixed, times each case.
+    """Parameter dicts: the product of list-valued parameters (scalars fixed), plus one per case.
 
-    ``cases`` is an explicit list of dicts (zipped values, e.g. ``[{"seed": 1, "tier": "Sketch"}, ...]``);
-    each one is combined with the product of the list-valued parameters.
+    ``cases`` adds explicit combinations (e.g. ``[{"seed": 1, "tier": "Regular", "quality": "low"}]``)
+    to the grid's product. A case takes the grid's fixed values for the names it leaves out, and runs
+    once for each value of a swept name it leaves out. With no list-valued parameter the grid is only
+    those fixed values, so ``sweep(prompt="a chair", cases=[...])`` is exactly the cases.
     """
     axes: dict[str, list[Any]] = {}
     fixed: dict[str, Any] = {}
@@ -71,12 +73,23 @@ def expand_grid(
             axes[name] = list(value)
         else:
             fixed[name] = value
-    combos = [dict(zip(axes, values, strict=True)) for values in itertools.product(*axes.values())] or [{}]
-    out = []
-    for case in cases or [{}]:
-        for combo in combos:
-            out.append({**fixed, **combo, **dict(case)})
+    out = [{**fixed, **combo} for combo in _product(axes)] if axes or not cases else []
+    for case in cases or []:
+        left_out = {name: values for name, values in axes.items() if name not in case}
+        out.extend({**fixed, **combo, **dict(case)} for combo in _product(left_out))
     return out
+
+
+def _product(axes: Mapping[str, list[Any]]) -> list[dict[str, Any]]:
+    """Every combination of the axes' values, the first axis slowest (``[{}]`` for no axes)."""
+    return [dict(zip(axes, values, strict=True)) for values in itertools.product(*axes.values())]
+
+
+def sweep_id_for(model_id: str, service: str, requests: Sequence[RodinRequest]) -> str:
+    """The id of a plan: the same requests (seeds included) on the same service make the same sweep,
+    so planning a grid again continues its one record instead of starting a duplicate."""
+    digest = hashlib.sha256("\n".join([model_id, service, *(r.params_hash for r in requests)]).encode())
+    return "sweep_" + digest.hexdigest()[:10]
 
 
 def plan_requests(schema: ModelSchema, rows: Iterable[Mapping[str, Any]]) -> list[RodinRequest]:
@@ -130,14 +143,17 @@ class Sweep:
     ) -> None:
         self.client = client
         self.requests = list(requests)
-        self.sweep_id = sweep_id or "sweep_" + uuid.uuid4().hex[:10]
+        self.sweep_id = sweep_id or sweep_id_for(client.model_id, client.service, self.requests)
         self.concurrency = concurrency or 2 * client.engine.parallel_jobs
         self.budget: float | None = None
         self._estimate = estimate
         self._runs: dict[int, Run] = {}
         self._next = 0
         self._lock = threading.RLock()
-        self._stopped = False
+        # Nothing is submitted before start(): runs attached from the log may end before that, and
+        # their listeners must not submit the rest of the plan.
+        self._stopped = True
+        self._started = False
         self._canceled = False
         self._done = threading.Event()
         self._started_at: float | None = None
@@ -146,6 +162,7 @@ class Sweep:
         self._listeners: list[Callable[[Sweep], None]] = []
         self._submitting = 0  # submissions in progress (slots reserved before the generate call)
         self._reserved_cost = 0.0  # expected cost of those submissions, held against the budget
+        self._attach_logged()
 
     def __repr__(self) -> str:
         counts = self.counts()
@@ -199,7 +216,9 @@ class Sweep:
             if key not in self._cost_cache:
                 self._cost_cache[key] = self.client.estimate(req)
             total += self._cost_cache[key]
-        self._estimate = total
+        # The sweep's record keeps what the whole sweep costs: billed by it so far plus what is left
+        # to pay (a re-planned sweep whose runs are all in the log has spent, not cost, nothing).
+        self._estimate = self.spent() + total
         return total
 
     # --- running -------------------------------------------------------------------------------------
@@ -229,6 +248,7 @@ class Sweep:
         with self._lock:
             # Starting again (after pause(), an interrupt or an error) continues the plan from here.
             self._stopped = self._canceled = False
+            self._started = True
             self.error = None
             self._done.clear()
             self._started_at = self._started_at or time.monotonic()
@@ -320,6 +340,8 @@ class Sweep:
     def _fill(self) -> None:
         while True:
             with self._lock:
+                while self._next in self._runs:  # attached from the log at planning: nothing to submit
+                    self._next += 1
                 if self._stopped or self._next >= len(self.requests):
                     break
                 # Submissions under way count too: pumps run concurrently on the engine's pool. A run
@@ -414,7 +436,8 @@ class Sweep:
     def _check_done(self) -> None:
         """Done once nothing more will be submitted, no submission is under way and every run ended."""
         with self._lock:
-            nothing_to_submit = self._stopped or self._next >= len(self.requests)
+            all_planned = all(i in self._runs for i in range(self._next, len(self.requests)))
+            nothing_to_submit = all_planned or (self._stopped and self._started)
             finished = self._submitting == 0 and all(run.done for run in self._runs.values())
             newly_done = nothing_to_submit and finished and not self._done.is_set()
             if newly_done:
@@ -431,10 +454,30 @@ class Sweep:
         """
         saved = client.log.get_sweep(sweep_id)
         requests = [RodinRequest.logged(client.schema, params) for params in saved["plan"]]
-        by_hash = {row["params_hash"]: row for row in client.log.rows("sweep_id=?", (sweep_id,))}
+        sweep = cls(
+            client,
+            requests,
+            sweep_id=sweep_id,
+            concurrency=saved.get("concurrency"),
+            estimate=saved.get("estimate"),
+        )
+        sweep.budget = saved.get("budget")
+        return sweep
+
+    def _attach_logged(self) -> None:
+        """Attach the runs the log already has for this plan, sending nothing: the sweep's own (it was
+        planned before, or is being reopened) and runs answered from the log (free). ``sweep.runs`` and
+        ``sweep.df`` show them before ``run()``; ``start()`` submits only the rest."""
+        client = self.client
+        own: dict[str, dict[str, Any]] = {}
+        for logged in client.log.rows("sweep_id=?", (self.sweep_id,)):
+            known = own.get(logged["params_hash"])
+            # One request may have several rows (a not-submitted attempt, then a job): the live one wins.
+            if known is None or (logged["status"] in REUSABLE) >= (known["status"] in REUSABLE):
+                own[logged["params_hash"]] = logged
         attached: dict[int, Run] = {}
-        for index, req in enumerate(requests):
-            row = by_hash.get(req.params_hash)
+        for index, req in enumerate(self.requests):
+            row: dict[str, Any] | None = own.get(req.params_hash)
             if row is not None and row["status"] == "submitting" and not row.get("job_id"):
                 if owner_alive(row.get("owner")) is False:
                     # Its process died mid-submission: find its job now, or plan the request again.
@@ -447,22 +490,10 @@ class Sweep:
                 row = client.log.find_reusable(client.service, client.model_id, req.params_hash)
             if row is not None:
                 attached[index] = client.run(row["run_id"])
-        order = sorted(attached) + [i for i in range(len(requests)) if i not in attached]
-        sweep = cls(
-            client,
-            [requests[i] for i in order],
-            sweep_id=sweep_id,
-            concurrency=saved.get("concurrency"),
-            estimate=saved.get("estimate"),
-        )
-        sweep.budget = saved.get("budget")
-        sweep._runs = {new: attached[old] for new, old in enumerate(order) if old in attached}
-        sweep._next = len(sweep._runs)
-        # Re-attached runs ending must not submit the rest: nothing is sent until start() or run().
-        sweep._stopped = True
-        for run in sweep._runs.values():
-            run.on_change(sweep._on_change)
-        return sweep
+        with self._lock:
+            self._runs = attached
+        for run in self._distinct_runs():
+            run.on_change(self._on_change)
 
     # --- reading -------------------------------------------------------------------------------------
 
@@ -542,20 +573,66 @@ class Sweep:
         ids = [run.run_id for run in self.runs]
         return frame.loc[[run_id for run_id in ids if run_id in frame.index]]
 
-    def compare(self, rows: str = "seed", cols: str = "tier", **options: Any) -> Any:
-        """A grid of viewers with linked cameras, runs arranged by two parameters."""
+    def compare(
+        self,
+        rows: str | None = "seed",
+        cols: str | None = "tier",
+        facet: str | Sequence[str] | None = None,
+        **options: Any,
+    ) -> Any:
+        """A grid of viewers with linked cameras, runs arranged by two parameters.
+
+        When the sweep varies more than ``rows`` and ``cols`` (two prompts, say), the other swept
+        parameters are folded into the rows (``prompt=… · seed=…``; the grid pages through them), so
+        every run has its own cell. ``facet=`` names them yourself (``facet=()`` for none); other
+        options as for :func:`rodin_nb.compare`.
+        """
         from .viewer import compare_runs
 
-        # Every run goes in: a failed or unfinished one shows its reason in its cell, never a blank.
-        return compare_runs(self.runs, rows=rows, cols=cols, **options)
+        # Every run goes in: a failed or unfinished one shows its reason in its cell, never a blank. Two
+        # plan rows asking for one request share a run, which is shown once.
+        runs = self._distinct_runs()
+        if facet is None:
+            facet = self._facets_for(runs, rows, cols)
+        return compare_runs(runs, rows=rows, cols=cols, facet=facet, **options)
+
+    def _facets_for(self, runs: Sequence[Run], rows: str | None, cols: str | None) -> list[str]:
+        """The fewest swept parameters that give every run its own cell, in the schema's order.
+
+        Only parameters that separate runs sharing a cell count: Sketch's forced quality varies with the
+        tier, so it is no facet of a tier comparison.
+        """
+        facets: list[str] = []
+        candidates = [name for name in self.swept() if name not in (rows, cols)]
+        while True:
+            cells: dict[str, list[Run]] = {}
+            for run in runs:
+                key = repr([run.params.get(name) for name in (*facets, rows, cols) if name])
+                cells.setdefault(key, []).append(run)
+            shared = [group for group in cells.values() if len(group) > 1]
+            if not shared:
+                return facets
+            separating = [
+                name
+                for name in candidates
+                if name not in facets
+                and any(len({repr(run.params.get(name)) for run in group}) > 1 for group in shared)
+            ]
+            if not separating:
+                return facets  # compare_runs names what is left
+            facets.append(separating[0])
+
+    def swept(self) -> list[str]:
+        """The parameters that vary across the plan, in the schema's order (``seed`` included)."""
+        return [
+            name
+            for name in self.client.schema.names
+            if len({repr(req.params.get(name)) for req in self.requests}) > 1
+        ]
 
     def table(self) -> str:
         """A plain-text comparison table (for terminals and logs): seed, every swept parameter, results."""
-        swept = [
-            name
-            for name in self.client.schema.names
-            if name != "seed" and len({repr(req.params.get(name)) for req in self.requests}) > 1
-        ]
+        swept = [name for name in self.swept() if name != "seed"]
         header = ["seed", *swept, "status", "cost", "faces", "time_s"]
         rows = []
         for run in self.runs:

@@ -33,10 +33,34 @@ class TestGrid:
         assert len(rows) == 6 and all(row["quality"] == "low" for row in rows)
         assert {(row["prompt"], row["seed"]) for row in rows} == {(p, s) for p in "ab" for s in (1, 2, 3)}
 
-    def test_cases_are_zipped_and_combined(self) -> None:
+    def test_cases_add_to_the_grid(self) -> None:
+        """Each case is one more combination; a swept name it leaves out still sweeps."""
         cases = [{"seed": 1, "tier": "Sketch"}, {"seed": 2, "tier": "Regular"}]
-        rows = expand_grid(rn.ModelSchema.snapshot(), {"prompt": ["a", "b"]}, cases)
-        assert len(rows) == 4 and {(r["seed"], r["tier"]) for r in rows} == {(1, "Sketch"), (2, "Regular")}
+        rows = expand_grid(rn.ModelSchema.snapshot(), {"prompt": ["a", "b"], "seed": 9}, cases)
+        assert [(r["prompt"], r["seed"], r.get("tier")) for r in rows] == [
+            ("a", 9, None), ("b", 9, None),  # the grid's own product
+            ("a", 1, "Sketch"), ("b", 1, "Sketch"), ("a", 2, "Regular"), ("b", 2, "Regular"),
+        ]  # fmt: skip
+
+    def test_readme_cases_example(self, client: rn.Client) -> None:
+        """The README's example: a 2 x 2 grid plus one explicit combination is 5 runs."""
+        sweep = client.sweep(
+            prompt="a chair", seed=[1, 2], tier=["Sketch", "Regular"],
+            cases=[{"seed": 1, "tier": "Regular", "quality": "low"}],
+        )  # fmt: skip
+        got = [(r.seed, r.params["tier"], r.params.get("quality")) for r in sweep.requests]
+        assert len(got) == 5 and got[-1] == (1, "Regular", "low")
+        assert {(s, t) for s, t, _ in got[:4]} == {
+            (1, "Sketch"),
+            (2, "Sketch"),
+            (1, "Regular"),
+            (2, "Regular"),
+        }
+
+    def test_cases_alone_when_nothing_is_swept(self) -> None:
+        cases = [{"seed": 1, "tier": "Sketch"}, {"seed": 2}]
+        rows = expand_grid(rn.ModelSchema.snapshot(), {"prompt": "a chair"}, cases)
+        assert rows == [{"prompt": "a chair", **case} for case in cases]
 
     def test_images_sweep_over_lists_of_lists(self) -> None:
         schema = rn.ModelSchema.snapshot()
@@ -289,6 +313,65 @@ SCRIPT = textwrap.dedent(
     os.kill(os.getpid(), signal.SIGKILL)
     """
 )
+
+
+@pytest.mark.filterwarnings("ignore:tier='Sketch' forces quality")
+class TestPlanIdentity:
+    """One plan is one sweep: planning it again continues the same record, with its runs attached."""
+
+    def test_planning_again_is_the_same_sweep_with_a_true_record(
+        self, client: rn.Client, sandbox: SandboxServer
+    ) -> None:
+        grid = {"prompt": "a chair", "seed": [1, 2], "tier": ["Sketch", "Regular"], "quality": "extra-low"}
+        first = client.sweep(**grid)
+        budget = first.estimate()
+        first.run(budget=budget, progress=False)
+        spent = first.spent()
+        assert spent == budget > 0
+
+        again = client.sweep(**grid)
+        assert again.sweep_id == first.sweep_id
+        # Its runs are there before run(): all four, from the log, nothing to pay.
+        assert [r.run_id for r in again.runs] == [r.run_id for r in first.runs]
+        assert len(again.df) == 4 and set(again.df["status"]) == {"success"}
+        assert again.estimate() == 0.0 and again.paid_count() == 0
+        again.run(budget=10, progress=False)
+        assert sandbox.stats()["jobs_created"] == 4
+
+        (record,) = client.log.sweeps()  # one record, not one per planning
+        assert record["sweep_id"] == first.sweep_id and record["runs"] == 4
+        assert record["spent"] == spent and record["estimate"] == spent  # not 0.0 after the re-plan
+        assert again.progress().estimate == spent and again.progress().spent == spent
+
+    def test_other_seeds_are_another_sweep(self, client: rn.Client) -> None:
+        a = client.sweep(prompt="a chair", seed=[1, 2])
+        b = client.sweep(prompt="a chair", seed=[1, 3])
+        assert a.sweep_id != b.sweep_id
+
+    def test_runs_in_the_log_are_attached_at_planning_and_nothing_is_sent_before_start(
+        self, client: rn.Client, sandbox: SandboxServer
+    ) -> None:
+        client.generate(prompt="a chair", seed=1, quality="extra-low").wait(timeout=30)
+        sweep = client.sweep(prompt="a chair", seed=[1, 2], quality="extra-low")
+        assert [r.seed for r in sweep.runs] == [1] and sweep.counts() == {"success": 1, "planned": 1}
+        assert not sweep.done and sandbox.stats()["jobs_created"] == 1
+        sweep.run(progress=False)
+        assert [r.seed for r in sweep.runs] == [1, 2] and sandbox.stats()["jobs_created"] == 2
+
+    def test_compare_folds_a_third_swept_axis_into_the_rows(self, client: rn.Client) -> None:
+        """The README's sweep.compare(rows="seed", cols="tier") on a two-prompt sweep."""
+        sweep = client.sweep(
+            prompt=["a chair", "a vase"], seed=[1, 2], tier=["Sketch", "Regular"], quality="extra-low"
+        )
+        sweep.run(progress=False)
+        grid = sweep.compare(rows="seed", cols="tier")
+        layout = grid._layout
+        assert layout.rows == 4 and layout.cols == 2
+        assert layout.row_headers[0] == "prompt=a chair · seed=1"
+        assert layout.col_headers == ["tier=Sketch", "tier=Regular"]
+        assert all(index is not None for row in layout.table for index in row)
+        with pytest.raises(ValueError, match="facet='prompt'"):
+            sweep.compare(rows="seed", cols="tier", facet=())
 
 
 class TestResume:

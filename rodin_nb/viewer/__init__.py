@@ -12,7 +12,7 @@ boxes, toolbar, paging, static fallback). Offline PNG previews live in :mod:`rod
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 from ._load import Model, ModelStats, load_model
@@ -114,18 +114,22 @@ def compare_runs(
     rows: str | None = "seed",
     cols: str | None = "tier",
     labels: Labels = None,
+    facet: str | Sequence[str] = (),
     **options: Any,
 ) -> Grid:
     """Arrange runs in a table by two of their parameters (wire names), e.g. seeds down, tiers across.
 
     Each distinct value of ``rows`` makes a row and each value of ``cols`` a column, in the order the
-    runs first show them (a sweep's order). A missing combination shows as an empty cell that says so;
-    a failed run shows its error. Other options as for :func:`compare`.
+    runs first show them (a sweep's order). ``facet`` names further parameters folded into the rows
+    (small multiples: a row per ``prompt=… · seed=…``; the grid pages through them), for runs that
+    differ in more than two parameters. A missing combination shows as an empty cell that says so; a
+    failed run shows its error. Other options as for :func:`compare`.
 
     Raises
     ------
     ValueError : a name is not a parameter of these runs, or two runs fall in the same cell (they
-        differ in another parameter: the message names it; filter the runs or pick other axes).
+        differ in another parameter: the message names it; pass it as ``facet=``, filter the runs or
+        pick other axes).
     """
     if not runs:
         raise ValueError("compare_runs() needs at least one run")
@@ -135,47 +139,73 @@ def compare_runs(
             raise TypeError(f"compare_runs() arranges runs by their parameters; {run!r} is not a Run")
     params = [dict(run.params) for run in runs]
     known = sorted({key for p in params for key in p})
-    for axis, name in (("rows", rows), ("cols", cols)):
+    facets = [facet] if isinstance(facet, str) else list(facet)
+    for axis, name in (*(("facet", f) for f in facets), ("rows", rows), ("cols", cols)):
         if name is not None and not any(name in p for p in params):
             raise ValueError(
                 f"{axis}={name!r} is not a parameter of these runs; they have: {', '.join(known)}"
             )
 
-    def values(name: str | None) -> list[Any]:
-        seen: list[Any] = []
-        for p in params:
-            v = p.get(name) if name else None
-            if v not in seen:
-                seen.append(v)
-        return seen
+    row_names = [*facets, rows] if rows else facets
 
-    row_values, col_values = values(rows), values(cols)
+    def row_key(p: dict[str, Any]) -> tuple[Any, ...]:
+        return tuple(p.get(name) for name in row_names)
+
+    def col_key(p: dict[str, Any]) -> Any:
+        return p.get(cols) if cols else None
+
+    row_values = _first_seen(row_key(p) for p in params)
+    col_values = _first_seen(col_key(p) for p in params)
     table: list[list[int | None]] = [[None] * len(col_values) for _ in row_values]
     for index, p in enumerate(params):
-        r = row_values.index(p.get(rows) if rows else None)
-        c = col_values.index(p.get(cols) if cols else None)
+        r, c = row_values.index(row_key(p)), col_values.index(col_key(p))
         other = table[r][c]
         if other is not None:
-            differ = [k for k in known if params[other].get(k) != p.get(k) and k not in (rows, cols)]
-            cell = ", ".join(f"{name}={p.get(name)!r}" for name in (rows, cols) if name)
+            taken = {rows, cols, *facets}
+            differ = [k for k in known if params[other].get(k) != p.get(k) and k not in taken]
+            cell = ", ".join(f"{name}={p.get(name)!r}" for name in (*facets, rows, cols) if name)
             raise ValueError(
                 f"two runs share the cell {cell}"
-                + (f"; they differ in {', '.join(differ)}" if differ else " (the same request twice)")
-                + ": filter the runs or choose other rows/cols"
+                + (
+                    f"; they differ in {', '.join(differ)}: pass facet={differ[0]!r} for a row per value"
+                    if differ
+                    else " (the same request twice)"
+                )
+                + ", filter the runs or choose other rows/cols"
             )
         table[r][c] = index
     items = _items(runs, labels)
     if labels is None:
-        shown = {rows, cols}
+        shown = {rows, cols, *facets}
         varying = [k for k in LABEL_PARAMS if k not in shown and len({repr(p.get(k)) for p in params}) > 1]
         for item, p in zip(items, params, strict=True):
             item.label = " · ".join(f"{k}={p.get(k)}" for k in varying) or item.target.run_id
     layout = _Layout(
         table,
-        row_headers=[f"{rows}={v}" for v in row_values] if rows else None,
+        row_headers=[
+            " · ".join(f"{name}={_short(v)}" for name, v in zip(row_names, key, strict=True))
+            for key in row_values
+        ]
+        if row_names
+        else None,
         col_headers=[f"{cols}={v}" for v in col_values] if cols else None,
     )
     return Grid(items, layout, **options)
+
+
+def _first_seen(values: Iterable[Any]) -> list[Any]:
+    """Distinct values in the order they first appear (a sweep's order); lists compare by value."""
+    seen: list[Any] = []
+    for value in values:
+        if value not in seen:
+            seen.append(value)
+    return seen
+
+
+def _short(value: Any, width: int = 40) -> str:
+    """A header value: long prompts end in an ellipsis (the cell labels and stats say the rest)."""
+    text = str(value)
+    return text if len(text) <= width else text[: width - 1] + "…"
 
 
 def _items(targets: Sequence[Any], labels: Labels) -> list[_Item]:

@@ -324,6 +324,8 @@ class SweepForm:
         self._frame: pd.DataFrame | None = None  # the plan table of self.sweep, as last read
         self._paused = False
         self._lock = threading.RLock()  # one refresh at a time (the timer's or a click's)
+        # Its own lock: a keystroke must never wait behind a refresh that is asking for a price.
+        self._timer_lock = threading.Lock()
         self._grid_lock = threading.Lock()
         self._grid_signature: Any = None
         self._timer: threading.Timer | None = None
@@ -400,7 +402,7 @@ class SweepForm:
 
     def _changed(self, _: Any = None) -> None:
         """Any axis or the budget changed: plan again once the user pauses typing (debounced)."""
-        with self._lock:
+        with self._timer_lock:
             if self._timer is not None:
                 self._timer.cancel()
             self._timer = threading.Timer(self.debounce_s, self._refresh_quietly)
@@ -416,9 +418,7 @@ class SweepForm:
     def refresh(self) -> Sweep | None:
         """Plan and price the axes now (what the debounce timer does later); returns the plan or None."""
         with self._lock:
-            if self._timer is not None:
-                self._timer.cancel()
-                self._timer = None
+            self.close()  # flush: the newest values are planned now, no later timer repeats it
             try:
                 sweep = self._plan()
             except Exception as exc:  # an unexpected failure (the log, the service): in the form
@@ -600,7 +600,9 @@ class SweepForm:
         )
         budget = self._budget()
         over = ""
-        if budget is not None and self.estimate is not None and self.estimate > budget:
+        if self.budget.value < 0:
+            over = ' <span style="color:#cf222e">a budget cannot be negative (0 means no budget)</span>'
+        elif budget is not None and self.estimate is not None and self.estimate > budget:
             over = f' <span style="color:#cf222e">over the budget of {budget:g}: Run will refuse</span>'
         notes = "".join(f'<br><span style="color:#9a6700">note: {html.escape(n)}</span>' for n in self._notes)
         price_text = f" · per run: {html.escape(prices)} (one dry run per price class)" if prices else ""
@@ -629,7 +631,9 @@ class SweepForm:
     def _sync(self) -> None:
         """Enable exactly the buttons that can act now (called after every change of state)."""
         running = self._running()
-        self.run_button.disabled = self.sweep is None or (running and not self._paused)
+        self.run_button.disabled = (
+            self.sweep is None or (running and not self._paused) or self.budget.value < 0
+        )
         self.pause_button.disabled = not running or self._paused
         self.cancel_button.disabled = not running
         self.show_grid_button.disabled = self.active is None or not self.active.runs
@@ -807,7 +811,7 @@ class SweepForm:
 
     def close(self) -> None:
         """Stop the pending debounce timer (the sweep itself keeps running)."""
-        with self._lock:
+        with self._timer_lock:
             if self._timer is not None:
                 self._timer.cancel()
                 self._timer = None

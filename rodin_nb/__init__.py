@@ -31,6 +31,7 @@ if _typing.TYPE_CHECKING:
     from .schema import RodinWarning as RodinWarning
     from .sweep import Sweep as Sweep
     from .sweep import SweepProgress as SweepProgress
+    from .sweepform import SweepForm as SweepForm
     from .timing import PollPolicy as PollPolicy
     from .transport import RetryPolicy as RetryPolicy
     from .viewer import compare as compare
@@ -50,6 +51,7 @@ _LAZY: dict[str, tuple[str, str | None]] = {
     "Sweep": ("sweep", "Sweep"),
     "SweepProgress": ("sweep", "SweepProgress"),
     "GenerateForm": ("form", "GenerateForm"),
+    "SweepForm": ("sweepform", "SweepForm"),
     "show": ("viewer", "show"),
     "compare": ("viewer", "compare"),
     "sandbox": ("sandbox", None),

@@ -23,6 +23,7 @@ CONTRACT = {
     "Run",
     "RunLog",
     "GenerateForm",
+    "SweepForm",
     "show",
     "compare",
     "sandbox",

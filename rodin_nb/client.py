@@ -30,6 +30,7 @@ from .errors import (
     PermissionDeniedError,
 )
 from .jobs import Run
+from .prices import PriceBook
 from .runlog import RunLog
 from .schema import DEFAULT_MODEL_ID, ModelSchema, RodinRequest, draw_seed
 from .store import AssetStore, Downloader
@@ -165,6 +166,7 @@ class Client:
         self._lock = threading.RLock()
         self.log = RunLog(self.workspace, client=self)
         self.uploads = Uploads(self.api, self.log, self.service)
+        self.prices = PriceBook(lambda: self.schema, self.estimate)  # dry-run prices per price class
         # How long a job created just before a lost answer may take to appear in the job list: a few looks
         # settle_s apart after an answered error; search_s of looking when no answer came at all.
         sandbox = backend == "sandbox"

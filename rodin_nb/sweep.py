@@ -158,7 +158,6 @@ class Sweep:
         self._done = threading.Event()
         self._started_at: float | None = None
         self.error: BaseException | None = None
-        self._cost_cache: dict[tuple[Any, ...], float] = {}
         self._listeners: list[Callable[[Sweep], None]] = []
         self._submitting = 0  # submissions in progress (slots reserved before the generate call)
         self._reserved_cost = 0.0  # expected cost of those submissions, held against the budget
@@ -200,22 +199,13 @@ class Sweep:
             )
         return pd.DataFrame.from_records(records).set_index("index")
 
-    def _cost_key(self, req: RodinRequest) -> tuple[Any, ...]:
-        return tuple(req.params.get(name) for name in self.client.schema.cost_inputs)
-
     def estimate(self) -> float:
         """Creative units for the runs that would be paid (not already in the log).
 
         Prices come from the service's dry run, asked once per distinct combination of the inputs marked
-        ``costImpact`` (not once per run).
+        ``costImpact`` (not once per run, and once per client: ``client.prices``).
         """
-        to_pay = self._to_pay()
-        total = 0.0
-        for req in to_pay:
-            key = self._cost_key(req)
-            if key not in self._cost_cache:
-                self._cost_cache[key] = self.client.estimate(req)
-            total += self._cost_cache[key]
+        total = sum(self.client.prices.price(req) for req in self._to_pay())
         # The sweep's record keeps what the whole sweep costs: billed by it so far plus what is left
         # to pay (a re-planned sweep whose runs are all in the log has spent, not cost, nothing).
         self._estimate = self.spent() + total
@@ -372,7 +362,7 @@ class Sweep:
         req = self.requests[index]
         if self.client.log.find_reusable(self.client.service, self.client.model_id, req.params_hash):
             return 0.0
-        return self._cost_cache.get(self._cost_key(req), 0.0)
+        return self.client.prices.known(req) or 0.0
 
     def _submit(self, index: int, reserved: float) -> None:
         """Submit one planned run; its slot and reserved cost are released as it joins ``_runs``.
@@ -550,9 +540,9 @@ class Sweep:
             # What the whole sweep is expected to cost: billed so far plus the runs not yet submitted
             # (a reopened sweep's saved estimate covered only what was left to pay when it was made).
             left = self._to_pay(self._next)
-            keys = [self._cost_key(req) for req in left]
-            if all(key in self._cost_cache for key in keys):
-                estimate = spent + sum(self._cost_cache[key] for key in keys)
+            prices = [self.client.prices.known(req) for req in left]
+            if all(price is not None for price in prices):
+                estimate = spent + sum(price or 0.0 for price in prices)
             else:  # reopened: prices not asked in this process; the saved estimate is the best known
                 estimate = max(self._estimate, spent)
         return SweepProgress(

@@ -317,7 +317,6 @@ class SweepForm:
         self.active: Sweep | None = None  # the sweep started last: progress, Pause, Cancel, grid
         self.grid: Any = None
         self.estimate: float | None = None
-        self._prices: dict[tuple[Any, ...], float] = {}  # per price class, kept across re-plans
         self._notes: list[str] = []
         self._plan_problem = ""
         self._swept: dict[str, list[str]] = {}  # sweep id -> the axes given several values
@@ -509,25 +508,12 @@ class SweepForm:
                 for req, free in zip(sweep.requests, plan["in_log"], strict=True)
                 if not free
             }
-            total = 0.0
-            for req in to_pay.values():
-                key = self._cost_key(req.params)
-                if key not in self._prices:
-                    self._prices[key] = self.client.estimate(req)
-                total += self._prices[key]
-            # Workaround (Sweep has no public way to take prices): seed its per-class cache with the
-            # same key, so sweep.start(budget=...) and its pacing do not ask the service again.
-            for req in sweep.requests:
-                key = self._cost_key(req.params)
-                if key in self._prices:
-                    sweep._cost_cache[sweep._cost_key(req)] = self._prices[key]
-            self.estimate = total
+            # client.prices asks once per price class and client, so sweep.start(budget=...) and
+            # its pacing read the same prices without asking the service again.
+            self.estimate = sum(self.client.prices.price(req) for req in to_pay.values())
         except RodinError as exc:
             self.estimate = None
             self._set_message(f"no estimate: {exc}", error=True)
-
-    def _cost_key(self, params: Mapping[str, Any]) -> tuple[Any, ...]:
-        return tuple(params.get(name) for name in self.schema.cost_inputs)
 
     # --- rendering -----------------------------------------------------------------------------------
 
@@ -575,7 +561,7 @@ class SweepForm:
                 break
             identity = req.identity()
             cells = [str(index), *(_cell(identity.get(name)) for name in swept)]
-            price = self._prices.get(self._cost_key(req.params))
+            price = self.client.prices.known(req)
             cells.append("free" if in_log else (f"{price:g}" if price is not None else "?"))
             mark = "in log (free)" if status == "success" else f"in log ({status}, free)"
             cells.append(mark if in_log else "new")
@@ -592,10 +578,12 @@ class SweepForm:
         in_log = int(plan["in_log"].sum())
         new = len({h for h, free in zip(plan["params_hash"], plan["in_log"], strict=True) if not free})
         cost = "estimate unknown" if self.estimate is None else f"estimate <b>{self.estimate:g}</b> CU"
-        classes = sorted({self._cost_key(req.params) for req in sweep.requests} & set(self._prices), key=repr)
+        known = self.client.prices.classes()
+        book = self.client.prices
+        classes = sorted({book.class_of(req.params) for req in sweep.requests} & set(known), key=repr)
         prices = "; ".join(
             ", ".join(f"{n}={v}" for n, v in zip(self.schema.cost_inputs, key, strict=True))
-            + f": {self._prices[key]:g} CU"
+            + f": {known[key]:g} CU"
             for key in classes
         )
         budget = self._budget()

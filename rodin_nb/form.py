@@ -108,7 +108,7 @@ class GenerateForm:
         self.generate_button = widgets.Button(description="Generate", button_style="primary", icon="cube")
         self.problems = widgets.HTML(layout=widgets.Layout(display="none"))
         self.warnings = widgets.HTML(layout=widgets.Layout(display="none"))
-        self.message = widgets.HTML()
+        self.message = widgets.HTML(layout=widgets.Layout(display="none"))
         self.result = widgets.Box(layout=widgets.Layout(flex_flow="column"))
         self.run: Run | None = None
         self.card: RunCard | None = None

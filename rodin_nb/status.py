@@ -12,6 +12,7 @@ The service's job statuses (contract §3.2) are wrapped by four of our own::
     lost           a job we started that the service no longer knows, or cannot be found
 
 Everything else in rodin_nb compares against the sets below, never against raw wire strings.
+What a user reads is :func:`describe` (``warming-up`` -> "warming up"), the same in every face.
 """
 
 from __future__ import annotations

@@ -8,6 +8,7 @@ and downloads. It does not import pandas, ipywidgets or pythreejs.
 from __future__ import annotations
 
 import atexit
+import html
 import logging
 import os
 import sys
@@ -54,6 +55,27 @@ SANDBOX_STATE_DIR = "sandbox"  # the embedded sandbox's folder inside the worksp
 def _env(name: str) -> str | None:
     value = os.environ.get(name)
     return value if value else None
+
+
+def _say_sandbox(url: str) -> None:
+    """Say once that the embedded sandbox stands in for Scenario.
+
+    In a terminal or script: one line on stderr (shown, but never part of a piped result). In a notebook
+    stderr renders as a pink warning band, which this is not: there it is one quiet grey line of HTML,
+    displayed from the cell that called ``connect()`` (the caller's thread, never the engine's).
+    """
+    text = (
+        f"rodin_nb: no Scenario credentials found (SCENARIO_SDK_API_KEY/SCENARIO_SDK_API_SECRET); "
+        f"using the embedded sandbox at {url}, nothing is billed"
+    )
+    from .progress import in_notebook
+
+    if in_notebook():
+        from IPython.display import HTML, display
+
+        display(HTML(f'<div style="color:#6e7781;font-size:12px">{html.escape(text)}</div>'))
+    else:
+        sys.stderr.write(text + "\n")
 
 
 def connect(
@@ -109,11 +131,7 @@ def connect(
         url = server.url
         key = secret = None
         if not quiet:
-            # One line, on stderr, so it shows in a cell and a terminal but never in a piped result.
-            sys.stderr.write(
-                f"rodin_nb: no Scenario credentials found (SCENARIO_SDK_API_KEY/"
-                f"SCENARIO_SDK_API_SECRET); using the embedded sandbox at {url}, nothing is billed\n"
-            )
+            _say_sandbox(url)
     elif not url:
         url = DEFAULT_BASE_URL
     assert url is not None

@@ -1,9 +1,14 @@
 """``rn.GenerateForm(client)``: a widget form built from the model's schema that starts runs.
 
-Composed from stock ipywidgets, one control per input of ``client.schema`` (dropdowns for allowed
-values, checkboxes for booleans, a text area for the prompt, an upload box for images, a seed box with
-"random"). Buttons disable themselves while they work and always re-enable (``finally``); problems show
-inside the form, never as a traceback; progress arrives from the engine thread by setting traits.
+Composed from stock ipywidgets, one row per input of ``client.schema`` (dropdowns for allowed values,
+checkboxes for booleans, a text area for the prompt, an upload box for images, a seed box with
+"random"), each row a fixed-width label and the control, so every control lines up.
+
+The form validates as values change, not only on a click: each problem shows once, under its field;
+Rodin's rules show where they act (Sketch greys out hyper mode and says quality runs as medium); Estimate
+and Generate are disabled while the request is invalid. Buttons also disable themselves while they work
+and always re-enable (``finally``). Each run gets a :class:`~rodin_nb.runcard.RunCard` as the form's
+result area, replacing the previous run's.
 """
 
 from __future__ import annotations
@@ -13,6 +18,7 @@ import warnings
 from typing import TYPE_CHECKING, Any
 
 from .errors import RodinError, ValidationError
+from .rules import forced_quality, hyper_allowed
 from .schema import InputSpec, RodinRequest, RodinWarning
 
 if TYPE_CHECKING:
@@ -20,56 +26,72 @@ if TYPE_CHECKING:
 
     from .client import Client
     from .jobs import Run
+    from .runcard import RunCard
 
 __all__ = ["GenerateForm"]
 
+LABEL_WIDTH = "130px"  # the label column: every control starts at the same x
+CONTROL_WIDTH = "320px"
+_RED = "color:#cf222e;font-size:12px"
+_GREY = "color:#57606a;font-size:12px"
+_AMBER = "color:#9a6700;font-size:12px"
+
 
 def _control(spec: InputSpec) -> widgets.Widget:
+    """The control for one input, with no description of its own (the row's label column names it)."""
     import ipywidgets as widgets
 
-    label = spec.label or spec.name
     tooltip = spec.description or spec.hint or ""
-    style = {"description_width": "120px"}
+    width = widgets.Layout(width=CONTROL_WIDTH)
     if spec.type in ("file", "file_array"):
         return widgets.FileUpload(
-            accept="image/*", multiple=spec.type == "file_array", description=label, tooltip=tooltip
+            accept="image/*",
+            multiple=spec.type == "file_array",
+            description="choose images" if spec.type == "file_array" else "choose an image",
+            tooltip=tooltip,
+            layout=width,
         )
     if spec.allowed_values:
         options = list(spec.allowed_values)
         value = spec.default if spec.default in options else options[0]
-        return widgets.Dropdown(options=options, value=value, description=label, tooltip=tooltip, style=style)
+        return widgets.Dropdown(options=options, value=value, tooltip=tooltip, layout=width)
     if spec.type == "boolean":
-        return widgets.Checkbox(value=bool(spec.default), description=label, tooltip=tooltip, indent=False)
+        return widgets.Checkbox(value=bool(spec.default), description="", tooltip=tooltip, indent=False)
     if spec.type == "number":
         if spec.is_integer:
             low = int(spec.min) if spec.min is not None else -(2**31)
             high = int(spec.max) if spec.max is not None else 2**31 - 1
             start = int(spec.default) if isinstance(spec.default, (int, float)) else low
-            return widgets.BoundedIntText(
-                value=start, min=low, max=high, description=label, tooltip=tooltip, style=style
-            )
-        return widgets.FloatText(
-            value=float(spec.default or 0.0), description=label, tooltip=tooltip, style=style
-        )
+            return widgets.BoundedIntText(value=start, min=low, max=high, tooltip=tooltip, layout=width)
+        return widgets.FloatText(value=float(spec.default or 0.0), tooltip=tooltip, layout=width)
     if spec.raw.get("prompt") or spec.name == "prompt":
         return widgets.Textarea(
             value=str(spec.default or ""),
             placeholder=spec.raw.get("placeholder") or "",
-            description=label,
             tooltip=tooltip,
-            style=style,
-            layout=widgets.Layout(width="95%"),
+            layout=widgets.Layout(width="480px", height="64px"),
         )
-    return widgets.Text(value=str(spec.default or ""), description=label, tooltip=tooltip, style=style)
+    return widgets.Text(value=str(spec.default or ""), tooltip=tooltip, layout=width)
+
+
+def _line(widget: widgets.HTML, text: str, style: str) -> None:
+    """Set a message line; an empty one takes no room (an empty HTML widget still has a line's height)."""
+    widget.value = f"<span style='{style}'>{text}</span>" if text else ""
+    widget.layout.display = "" if text else "none"
 
 
 class GenerateForm:
-    """Widgets for every model input, plus Estimate and Generate buttons and the run's progress.
+    """Widgets for every model input, plus Estimate and Generate buttons and the run's card.
 
     Attributes
     ----------
     fields : dict of the input controls by wire name.
+    notes : dict of the line under each control (its problems in red, rules that apply in grey).
+    random_seed : the "random seed" checkbox (the seed box is disabled while it is ticked).
+    problems : the form-level line for problems no control owns; ``warnings``: notes on the request.
+    message : what the last action said (an estimate, the run started, or the service's error).
     run : the last Run started from the form (None before the first click).
+    card : the last run's :class:`~rodin_nb.runcard.RunCard` (the result area shows it).
     """
 
     def __init__(self, client: Client, **defaults: Any) -> None:
@@ -78,29 +100,51 @@ class GenerateForm:
         self.client = client
         self.schema = client.schema
         self.fields: dict[str, widgets.Widget] = {spec.name: _control(spec) for spec in self.schema.inputs}
+        self.notes: dict[str, widgets.HTML] = {
+            name: widgets.HTML(layout=widgets.Layout(display="none")) for name in self.fields
+        }
         self.random_seed = widgets.Checkbox(value=True, description="random seed", indent=False)
-        for name, value in defaults.items():
-            self.set(name, value)
         self.estimate_button = widgets.Button(description="Estimate", icon="calculator")
         self.generate_button = widgets.Button(description="Generate", button_style="primary", icon="cube")
+        self.problems = widgets.HTML(layout=widgets.Layout(display="none"))
+        self.warnings = widgets.HTML(layout=widgets.Layout(display="none"))
+        self.message = widgets.HTML(layout=widgets.Layout(display="none"))
+        self.result = widgets.Box(layout=widgets.Layout(flex_flow="column"))
+        self.run: Run | None = None
+        self.card: RunCard | None = None
+        self.valid = False
+        self._busy = False
+        self._checking = False
+        for name, value in defaults.items():
+            self.set(name, value)
         self.estimate_button.on_click(lambda _: self.estimate())
         self.generate_button.on_click(lambda _: self.generate())
-        self.message = widgets.HTML()
-        self.progress = widgets.FloatProgress(
-            value=0.0, min=0.0, max=1.0, description="", layout={"width": "50%"}
+        # Every control re-checks the form on change, so rules and problems show as the user types.
+        for control in [*self.fields.values(), self.random_seed]:
+            control.observe(lambda _: self.check(), names="value")
+        rows = [self._row(spec) for spec in self.schema.inputs]
+        buttons = widgets.HBox(
+            [
+                widgets.Label(layout=widgets.Layout(width=LABEL_WIDTH)),
+                self.estimate_button,
+                self.generate_button,
+            ]
         )
-        self.status = widgets.HTML()
-        self.result = widgets.Output()
-        self.run: Run | None = None
-        self._notes: list[str] = []
-        self.result_view: Any = None  # the view (or preview image) of the last successful run
-        rows = []
-        for name, control in self.fields.items():
-            rows.append(widgets.HBox([control, self.random_seed]) if name == "seed" else control)
-        buttons = widgets.HBox([self.estimate_button, self.generate_button])
-        self.widget = widgets.VBox(
-            [*rows, buttons, self.message, widgets.HBox([self.progress, self.status]), self.result]
+        self.widget = widgets.VBox([*rows, buttons, self.problems, self.warnings, self.message, self.result])
+        self.check()
+
+    def _row(self, spec: InputSpec) -> widgets.Widget:
+        """A fixed-width label, then the control ("random seed" beside the seed box), its note under it."""
+        import ipywidgets as widgets
+
+        label = widgets.Label(
+            value=spec.label or spec.name,
+            tooltip=spec.description or spec.hint or "",
+            layout=widgets.Layout(width=LABEL_WIDTH, flex="0 0 auto"),
         )
+        control = self.fields[spec.name]
+        line = widgets.HBox([control, self.random_seed]) if spec.name == "seed" else control
+        return widgets.HBox([label, widgets.VBox([line, self.notes[spec.name]])])
 
     # --- reading the form ----------------------------------------------------------------------------
 
@@ -121,8 +165,9 @@ class GenerateForm:
     def params(self) -> dict[str, Any]:
         """The form's values under their wire names.
 
-        Blank fields and fields left at the schema's default are left out, so the request's own rules
-        apply to them (Sketch, for one, then runs at its only quality instead of a default it ignores).
+        Blank fields, fields left at the schema's default and controls a rule has disabled (hyper mode at
+        Sketch) are left out, so the request's own rules apply to them (Sketch, for one, then runs at its
+        only quality instead of a default it ignores).
         """
         out: dict[str, Any] = {}
         for spec in self.schema.inputs:
@@ -136,94 +181,163 @@ class GenerateForm:
                 if not self.random_seed.value:
                     out[spec.name] = control.value
                 continue
+            if getattr(control, "disabled", False):
+                continue
             blank = isinstance(control.value, str) and not control.value.strip()
             if not blank and not (spec.has_default and control.value == spec.default):
                 out[spec.name] = control.value
         return out
 
     def request(self) -> RodinRequest:
-        """The validated request (raises ValidationError listing every problem).
-
-        Warnings (a request the service accepts but will not follow to the letter) are shown in the form.
-        """
+        """The validated request (raises ValidationError listing every problem)."""
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always", RodinWarning)
             request = self.client.request(**self.params())
-        self._notes = [str(w.message) for w in caught if issubclass(w.category, RodinWarning)]
+        notes = [str(w.message) for w in caught if issubclass(w.category, RodinWarning)]
+        _line(self.warnings, "<br>".join(f"note: {html.escape(n)}" for n in notes), _AMBER)
         return request
 
-    def _notes_html(self) -> str:
-        return "".join(f'<br><span style="color:#9a6700">note: {html.escape(n)}</span>' for n in self._notes)
+    # --- live rules and problems ---------------------------------------------------------------------
+
+    def check(self) -> bool:
+        """Apply the rules to the controls and show every problem under its field; True if valid.
+
+        Runs on every change of a control (on the kernel's thread, as widget events are).
+        """
+        if self._checking:  # a rule below changes a control, whose event calls check() again
+            return self.valid
+        self._checking = True
+        try:
+            info = self._apply_rules()
+            problems: list[tuple[str, str]] = []
+            try:
+                self.request()
+            except ValidationError as exc:
+                problems = exc.problems
+                _line(self.warnings, "", _AMBER)
+            self._show_problems(problems, info)
+            self.valid = not problems
+            self._set_buttons()
+            return self.valid
+        finally:
+            self._checking = False
+
+    def _apply_rules(self) -> dict[str, str]:
+        """Rodin's rules (:mod:`rodin_nb.rules`) acted out on the controls; returns grey notes by field."""
+        info: dict[str, str] = {}
+        if "seed" in self.fields:
+            self.fields["seed"].disabled = bool(self.random_seed.value)
+        values = {**self.schema.defaults(), **self.params()}
+        hyper = self.fields.get("useHyper")
+        if hyper is not None:
+            allowed = hyper_allowed(values)
+            if not allowed:
+                hyper.value = False  # a ticked box that is ignored would tell the user otherwise
+                info["useHyper"] = f"tier {values.get('tier')} never uses hyper mode"
+            hyper.disabled = not allowed
+        forced = forced_quality(values)
+        if forced is not None and "quality" in self.fields:
+            info["quality"] = f"tier {values.get('tier')} runs at {forced} quality, whatever is chosen here"
+        return info
+
+    def _show_problems(self, problems: list[tuple[str, str]], info: dict[str, str]) -> None:
+        """One line per problem: under the first field it names (in form order), else at form level.
+
+        A problem about two fields ("give a prompt or an image") arrives once per field; it is shown once.
+        """
+        by_message: dict[str, list[str]] = {}
+        for field, message in problems:
+            by_message.setdefault(message, []).append(field)
+        under: dict[str, list[str]] = {name: [] for name in self.fields}
+        loose: list[str] = []
+        for message, fields in by_message.items():
+            owner = next((name for name in self.fields if name in fields), None)
+            if owner is None:
+                loose.append(f"{', '.join(fields)}: {message}")
+            else:
+                under[owner].append(message)
+        for name, note in self.notes.items():
+            parts = [f"<span style='{_RED}'>{html.escape(m)}</span>" for m in under[name]]
+            if name in info:
+                parts.append(f"<span style='{_GREY}'>{html.escape(info[name])}</span>")
+            note.value = "<br>".join(parts)
+            note.layout.display = "" if parts else "none"
+        _line(self.problems, "<br>".join(html.escape(m) for m in loose), _RED)
+
+    def _set_buttons(self) -> None:
+        self.estimate_button.disabled = self.generate_button.disabled = self._busy or not self.valid
 
     # --- actions -------------------------------------------------------------------------------------
 
     def _show_problem(self, exc: Exception) -> None:
-        self.message.value = f'<pre style="color:#cf222e;white-space:pre-wrap">{html.escape(str(exc))}</pre>'
+        if isinstance(exc, ValidationError):
+            # Shown under the fields already (check() put them there): say where to look, once.
+            noun = "problem" if len(exc.problems) == 1 else "problems"
+            _line(self.message, f"nothing sent: fix the {noun} marked above", _RED)
+            return
+        self.message.layout.display = ""
+        self.message.value = f'<pre style="{_RED};white-space:pre-wrap">{html.escape(str(exc))}</pre>'
+
+    def _start(self) -> bool:
+        """Begin an action: clear the last action's message, and go on only if the form is valid."""
+        _line(self.message, "", _GREY)
+        if not self.check():
+            _line(self.message, "nothing sent: fix the problems marked above", _RED)
+            return False
+        self._busy = True
+        self._set_buttons()
+        return True
+
+    def _stop(self) -> None:
+        self._busy = False
+        self._set_buttons()
 
     def estimate(self) -> float | None:
         """Ask the service for the price of the current form (dry run); shown in the form."""
-        self.estimate_button.disabled = True
+        if not self._start():
+            return None
         try:
             cost = self.client.estimate(self.request())
-            self.message.value = f"estimated cost: <b>{cost:g}</b> creative units" + self._notes_html()
+            _line(self.message, f"estimated cost: <b>{cost:g}</b> creative units", "")
             return cost
         except RodinError as exc:
             self._show_problem(exc)
             return None
         finally:
-            self.estimate_button.disabled = False
+            self._stop()
 
     def generate(self) -> Run | None:
-        """Start a run from the form; progress and the result appear below it."""
-        self.generate_button.disabled = True
+        """Start a run from the form; its card (progress, then the model) replaces the last run's."""
+        if not self._start():
+            return None
         try:
             run = self.client.generate(self.request())
         except RodinError as exc:
             self._show_problem(exc)
             return None
         finally:
-            self.generate_button.disabled = False
+            self._stop()
         self.run = run
-        self.message.value = f"run <code>{run.run_id}</code> (seed {run.seed})" + (
-            " answered from the run log: nothing paid" if run.done else ""
-        )
-        run.on_change(self._update)
-        self._update(run)
+        if "seed" in self.fields and run.seed is not None:
+            # The seed the run really uses (drawn when "random seed" is ticked): untick to reuse it.
+            self.fields["seed"].value = run.seed
+        reused = " answered from the run log: nothing paid" if run.done else ""
+        _line(self.message, f"run <code>{html.escape(run.run_id)}</code> (seed {run.seed}){reused}", "")
+        self._show_card(run)
         return run
 
-    def _update(self, run: Run) -> None:
-        """Called from the engine thread: only sets traits (safe), never prints."""
-        if run is not self.run:
-            return
-        self.progress.value = float(run.progress)
-        self.progress.bar_style = {
-            "success": "success",
-            "failure": "danger",
-            "lost": "danger",
-            "not-submitted": "danger",
-        }.get(run.status, "")
-        detail = f": {html.escape(run.error)}" if run.error else ""
-        self.status.value = f"{html.escape(run.status)}{detail}"
-        if run.done and run.status == "success" and self.result_view is None:
-            self._show_result(run)
+    def _show_card(self, run: Run) -> None:
+        from .runcard import RunCard
 
-    def _show_result(self, run: Run) -> None:
-        """Put the result under the form: a 3D view, or its preview image if no view can be built."""
-        try:
-            self.result_view = run.show()
-        except Exception as exc:  # the viewer is optional here: fall back to the preview image
-            if run.preview is None:
-                self.status.value += f" ({html.escape(str(run.glb))}; no view: {html.escape(str(exc))})"
-                return
-            from IPython.display import Image
+        if self.card is not None:
+            self.card.close()  # the old run's card stops following it (and builds no view)
+        self.card = RunCard(run)
+        self.result.children = (self.card.widget,)
 
-            self.result_view = Image(data=run.preview.read_bytes(), format="png")
-        # Outside IPython (plain scripts, tests) there is nothing to render into; formatting display data
-        # there would start an IPython shell on the engine thread.
-        from IPython import get_ipython
-
-        if get_ipython() is not None:
-            self.result.append_display_data(self.result_view)
+    @property
+    def result_view(self) -> Any:
+        """The last run's 3D view (or its preview image when no view could be built); None before."""
+        return self.card.result_view if self.card is not None else None
 
     def _ipython_display_(self) -> None:
         from IPython.display import display

@@ -348,7 +348,28 @@ class Run:
 
         return show(self, **options)
 
+    def card(self) -> Any:
+        """A live widget following this run (:class:`rodin_nb.runcard.RunCard`): status, progress, then
+        the 3D view. This is what a run shows as a notebook cell's output."""
+        from .runcard import RunCard
+
+        return RunCard(self)
+
+    def _repr_mimebundle_(self, include: Any = None, exclude: Any = None, **kwargs: Any) -> dict[str, Any]:
+        """In a Jupyter kernel: a live card, plus a static HTML fallback (preview image and stats) and the
+        repr for pages without widgets (nbconvert HTML, GitHub). Elsewhere (a terminal IPython, a
+        script): only the static HTML and the repr; no widgets are made and nothing starts following."""
+        from .progress import in_notebook
+        from .reprs import run_html
+
+        if in_notebook():
+            bundle = self.card()._repr_mimebundle_(include=include, exclude=exclude, **kwargs)
+            if isinstance(bundle, dict):
+                return bundle
+        return {"text/plain": repr(self), "text/html": run_html(self, thumb=160)}
+
     def _repr_html_(self) -> str:
+        """The static block (kept for code that asks for HTML directly)."""
         from .reprs import run_html
 
         return run_html(self)

@@ -7,13 +7,13 @@ import html
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from .status import TERMINAL
+from .status import TERMINAL, describe
 
 if TYPE_CHECKING:
     from .jobs import Run
     from .runlog import RunLog
 
-__all__ = ["log_html", "run_html"]
+__all__ = ["log_html", "mesh_line", "run_html"]
 
 STATUS_COLOURS = {
     "success": "#1a7f37", "failure": "#cf222e", "canceled": "#6e7781", "lost": "#9a6700",
@@ -23,10 +23,11 @@ STATUS_COLOURS = {
 
 
 def _badge(status: str) -> str:
+    # Readable words on the badge; the API's own token in the tooltip, for whoever reads the run log.
     colour = STATUS_COLOURS.get(status, "#57606a")
     return (
-        f'<span style="background:{colour};color:white;border-radius:3px;padding:0 4px;'
-        f'font-size:90%">{html.escape(status)}</span>'
+        f'<span title="{html.escape(status)}" style="background:{colour};color:white;border-radius:3px;'
+        f'padding:0 4px;font-size:90%">{html.escape(describe(status))}</span>'
     )
 
 
@@ -39,15 +40,22 @@ def _thumb(path: Path | None, size: int = 64) -> str:
     )
 
 
-def run_html(run: Run) -> str:
+def mesh_line(run: Run) -> str:
+    """The run's mesh statistics in a few words ("" before its files are in)."""
+    stats = run.mesh_stats or {}
+    return f"{stats['faces']:,} faces, {stats['vertices']:,} vertices" if stats.get("faces") else ""
+
+
+def run_html(run: Run, *, thumb: int = 64) -> str:
+    """A run in one block: preview image (``thumb`` pixels), status, cost, parameters, mesh stats, error."""
     params = ", ".join(f"{k}={html.escape(repr(v))}" for k, v in run.params.items() if k != "images")
     cost = f"{run.cost:g} CU" if run.cost is not None else ""
-    stats = run.mesh_stats or {}
-    mesh = f"{stats['faces']:,} faces, {stats['vertices']:,} vertices" if stats.get("faces") else ""
-    error = f"<br><b>{html.escape(run.error or '')}</b> {html.escape(run.hint or '')}" if run.error else ""
+    mesh = mesh_line(run)
+    hint = f" <small>hint: {html.escape(run.hint)}</small>" if run.hint else ""
+    error = f"<br><b>{html.escape(run.error)}</b>{hint}" if run.error else ""
     progress = f" {run.progress:.0%}" if run.status not in TERMINAL else ""
     return (
-        f'<div style="display:flex;gap:8px;align-items:center">{_thumb(run.preview)}<div>'
+        f'<div style="display:flex;gap:8px;align-items:center">{_thumb(run.preview, thumb)}<div>'
         f"<code>{html.escape(run.run_id)}</code> {_badge(run.status)}{progress} {cost}<br>"
         f"<small>{params}</small><br><small>{mesh}</small>{error}</div></div>"
     )

@@ -12,6 +12,7 @@ The service's job statuses (contract §3.2) are wrapped by four of our own::
     lost           a job we started that the service no longer knows, or cannot be found
 
 Everything else in rodin_nb compares against the sets below, never against raw wire strings.
+What a user reads is :func:`describe` (``warming-up`` -> "warming up"), the same in every face.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ __all__ = [
     "RUNNING",
     "TERMINAL",
     "Status",
+    "describe",
     "parse_status",
 ]
 
@@ -79,6 +81,23 @@ _ALIASES: dict[str, Status] = {
     "warming_up": "warming-up",
     "in_progress": "in-progress",
 }
+# What each status reads as in the notebook faces (the run card, the form, HTML reprs): plain words a
+# user understands without knowing the wire vocabulary. One table, so every face says the same thing.
+_WORDS: dict[Status, str] = {
+    "submitting": "submitting",
+    "pending": "pending",
+    "queued": "queued",
+    "warming-up": "warming up",
+    "in-progress": "in progress",
+    "finalizing": "finalizing",
+    "downloading": "downloading files",
+    "success": "succeeded",
+    "failure": "failed",
+    "canceled": "canceled",
+    "not-submitted": "not submitted (nothing billed)",
+    "lost": "lost (the service no longer knows the job)",
+}
+
 _WIRE: frozenset[str] = ON_SERVICE | {"success", "failure", "canceled"}
 _unknown_seen: set[str] = set()
 
@@ -99,3 +118,11 @@ def parse_status(value: object, *, current: Status = "pending") -> Status:
         _unknown_seen.add(text)
         log.warning("unknown job status %r from the service; treating the job as still running", value)
     return current if current in ON_SERVICE else "pending"
+
+
+def describe(status: str) -> str:
+    """Readable words for a status (``"warming-up"`` -> ``"warming up"``), for display only.
+
+    Anything outside the vocabulary (a row written by a newer version) is shown as it is, dashes spaced.
+    """
+    return _WORDS.get(cast(Status, status), str(status).replace("-", " ").replace("_", " "))

@@ -182,6 +182,23 @@ class TestCredentials:
         err = capsys.readouterr().err
         assert err.count("\n") == 1 and "sandbox" in err
 
+    def test_in_a_notebook_the_sandbox_notice_is_one_quiet_line_not_stderr(
+        self, capsys: pytest.CaptureFixture[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        import IPython.display
+
+        from rodin_nb import progress
+
+        shown: list[object] = []
+        monkeypatch.setattr(progress, "in_notebook", lambda: True)
+        monkeypatch.setattr(IPython.display, "display", lambda *objs, **kw: shown.extend(objs))
+        with rn.connect(workspace=tmp_path) as c:
+            assert c.backend == "sandbox"
+        assert capsys.readouterr().err == ""  # stderr is a pink band in a notebook
+        (notice,) = shown
+        page = notice._repr_html_()  # type: ignore[attr-defined]
+        assert "nothing is billed" in page and "color:#6e7781" in page
+
 
 class TestLifecycle:
     def test_closing_the_client_releases_waiters(self, tmp_path: Path) -> None:

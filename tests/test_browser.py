@@ -94,6 +94,19 @@ NOTEBOOK_CELLS = [
 ]
 
 
+#: The widgets notebook: the form, the sweep builder, the run-log browser and a run's live card, on an
+#: embedded sandbox whose jobs take 2 s. The test types and clicks; the cells only build the widgets.
+WIDGET_CELLS = [
+    "import rodin_nb as rn\n"
+    "client = rn.connect(workspace='ws', sandbox_options={'job_seconds': 2, 'state_dir': None})",
+    "form = rn.GenerateForm(client, tier='Sketch')\nform",
+    "builder = rn.SweepForm(client, prompt='a ceramic vase', seed='1-2', tier=['Sketch', 'Regular'],\n"
+    "                       quality=['extra-low'])\nbuilder",
+    "browser = rn.LogBrowser(client.log, client=client)\nbrowser",
+    "run = client.generate(prompt='a wooden stool', seed=5, tier='Sketch')\nrun",
+]
+
+
 @pytest.fixture(scope="module")
 def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path]]:
     """JupyterLab on 127.0.0.1 with token auth off, in a temporary root with the notebook and files."""
@@ -104,6 +117,9 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path]]:
     nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(c) for c in NOTEBOOK_CELLS])
     nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
     nbformat.write(nb, root / "viewer.ipynb")
+    widgets_nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(c) for c in WIDGET_CELLS])
+    widgets_nb.metadata["kernelspec"] = nb.metadata["kernelspec"]
+    nbformat.write(widgets_nb, root / "widgets.ipynb")
     settings = root / ".settings" / "@jupyterlab" / "apputils-extension"
     settings.mkdir(parents=True)
     # No "get Jupyter news?" toast over the outputs, no update check (no network either way).

@@ -157,11 +157,13 @@ class _Thumbnails:
         return f'{cached} width="{size}" height="{size}">'
 
     def preview_of(self, row: dict[str, Any]) -> tuple[Path, str] | None:
-        files = row.get("files") if isinstance(row.get("files"), list) else []
-        hashes = row.get("sha256") if isinstance(row.get("sha256"), list) else []
-        for index, name in enumerate(files or []):
+        files = row.get("files")
+        hashes = row.get("sha256")
+        files = files if isinstance(files, list) else []
+        hashes = hashes if isinstance(hashes, list) else []
+        for index, name in enumerate(files):
             if str(name).lower().endswith(".png"):
-                key = hashes[index] if index < len(hashes or []) else str(name)
+                key = hashes[index] if index < len(hashes) else str(name)
                 return self.workspace / str(name), str(key)
         return None
 
@@ -341,7 +343,7 @@ class LogBrowser:
         """Filter choices from the values in the log (keeping what is selected)."""
         with self._quietly():
             for name, control in self.filters.items():
-                column = self.frame[name] if name in self.frame else None
+                column = self.frame.get(name)
                 if column is None:
                     values: list[str] = []
                 elif hasattr(column, "cat") and name != "status":

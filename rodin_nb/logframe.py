@@ -32,6 +32,8 @@ __all__ = [
 _SNAPSHOT = ModelSchema.snapshot()
 # JSON columns other than params, which is expanded into one column per parameter instead.
 _RESULT_JSON_COLUMNS = [name for name in JSON_COLUMNS if name != "params"]
+# Categorical columns whose categories are the values seen, sorted (the others list the allowed values).
+_SORTED_CATEGORIES = ("status", "backend")
 
 
 def _parse_json_column(values: pd.Series) -> list[Any]:
@@ -48,13 +50,13 @@ def load_frame(conn: sqlite3.Connection) -> pd.DataFrame:
 
 
 def load_changed(conn: sqlite3.Connection, since: str | None) -> tuple[pd.DataFrame, str | None]:
-    """Rows with ``updated_at >= since`` (all rows when None), decoded like ``log.df``; and the newest
-    ``updated_at`` among them (None when there are none). ``RunLog.changed_since`` explains the ``>=``."""
+    """Rows with ``updated_at > since`` (all rows when None), decoded like ``log.df``; and the newest
+    ``updated_at`` among them (None when there are none). See ``RunLog.changed_since``."""
     if since is None:
         raw = pd.read_sql_query("SELECT * FROM runs ORDER BY submitted_at, rowid", conn)
     else:
         raw = pd.read_sql_query(
-            "SELECT * FROM runs WHERE updated_at >= ? ORDER BY submitted_at, rowid", conn, params=(since,)
+            "SELECT * FROM runs WHERE updated_at > ? ORDER BY submitted_at, rowid", conn, params=(since,)
         )
     newest = str(raw["updated_at"].max()) if len(raw) else None
     return raw_to_frame(raw), newest
@@ -78,6 +80,8 @@ def upsert_frame(frame: pd.DataFrame, changed: pd.DataFrame) -> pd.DataFrame:
             known = set(categories)
             extra = after.categories if isinstance(after, pd.CategoricalDtype) else merged[name].dropna()
             categories += [c for c in dict.fromkeys(extra) if c not in known]
+            if name in _SORTED_CATEGORIES:
+                categories.sort()  # as log.df orders them
             merged[name] = pd.Categorical(merged[name], categories=categories)
         elif after is not None and before != after and merged[name].dtype == object:
             # A column all missing on one side (None objects next to strings): infer again, as reading
@@ -103,7 +107,7 @@ def raw_to_frame(raw: pd.DataFrame) -> pd.DataFrame:
         allowed = list(_SNAPSHOT[name].allowed_values or []) if name in _SNAPSHOT else []
         seen = [value for value in frame[name].dropna().unique() if value not in allowed]
         frame[name] = pd.Categorical(frame[name], categories=[*allowed, *seen])
-    for name in ("status", "backend"):
+    for name in _SORTED_CATEGORIES:
         frame[name] = frame[name].astype("category")
     for name in ("seed", "faces", "vertices"):
         frame[name] = pd.to_numeric(frame[name]).astype("Int64")

@@ -19,9 +19,9 @@ import sqlite3
 import threading
 import uuid
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -175,6 +175,24 @@ class LogStamp:
     version: tuple[int, int]
 
 
+def _write_stamp(conn: sqlite3.Connection) -> str:
+    """``updated_at`` for a write, called inside its write transaction: strictly after every stamp in
+    the table (the clock's time, else the newest stamp plus one microsecond).
+
+    Writers are serialised by ``BEGIN IMMEDIATE``, so stamps then grow in commit order across threads
+    and processes, whatever the clocks do (equal milliseconds, a clock set back, another host). That is
+    what lets :meth:`RunLog.changed_since` ask for ``updated_at > last stamp`` and read each change once:
+    no equal stamps to read twice or to miss. Microseconds, so a burst of writes barely runs ahead of the
+    clock; older rows' millisecond stamps sort consistently with them (``.123+00:00`` < ``.123001+00:00``).
+    """
+    now = datetime.now(timezone.utc)
+    newest = conn.execute("SELECT max(updated_at) FROM runs").fetchone()[0]  # the index: one lookup
+    if newest is not None:
+        floor = datetime.fromisoformat(newest) + timedelta(microseconds=1)
+        now = max(now, floor)
+    return now.isoformat(timespec="microseconds")
+
+
 def _now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="milliseconds")
 
@@ -294,7 +312,7 @@ class RunLog:
             values = {
                 "owner": self.owner,
                 **row,
-                "updated_at": _now(),
+                "updated_at": _write_stamp(conn),
                 "rodin_nb_version": __version__,
                 "reuse": int(reuse),
             }
@@ -315,9 +333,7 @@ class RunLog:
         if not fields:
             return
         with self._write() as conn:
-            # Stamped inside the write lock, so updated_at grows in commit order (writers are serialised):
-            # RunLog.changed_since() relies on a commit never carrying an older stamp than one already read.
-            fields["updated_at"] = _now()
+            fields["updated_at"] = _write_stamp(conn)  # inside the lock: see _write_stamp
             assignments = ", ".join(f"{name}=?" for name in fields)
             conn.execute(
                 f"UPDATE runs SET {assignments} WHERE run_id=?",
@@ -344,10 +360,9 @@ class RunLog:
 
     def _wrote(self, run_id: str) -> None:
         for callback in list(self._write_listeners):
-            try:
+            # A broken listener must not fail a write that already committed (nor stop the engine).
+            with suppress(Exception):
                 callback(run_id)
-            except Exception:  # a broken listener must not fail the write that already committed
-                pass
 
     def record(self, run: Run) -> None:
         """Write a run's current state (called on every change, from the engine thread)."""
@@ -503,13 +518,10 @@ class RunLog:
         frame and upserts them by ``run_id``. When nothing was committed since ``stamp`` (its version is
         unchanged) no query runs and the frame is empty.
 
-        Why ``updated_at >= stamp`` and not ``>``: two commits can share a millisecond, and the second may
-        land after a reader already took that millisecond as its stamp. ``>=`` reads such rows again; the
-        reader's upsert by ``run_id`` makes the repeat harmless (only rows of that last millisecond are
-        read twice). Why a time and not a counter column: ``update()`` stamps rows inside the write lock,
-        so on one host the stamps follow commit order; no new column is needed, and the index of schema
-        version 3 makes the query touch only the changed rows. (Workspaces shared by hosts whose clocks
-        disagree may see a change late: at the next change of that row.)
+        Why a time and not a counter column: every write stamps ``updated_at`` inside its write lock,
+        strictly after every stamp already there (:func:`_write_stamp`), so ``updated_at > stamp`` reads
+        each change exactly once (no equal stamps: nothing read twice, nothing missed), needs no new
+        column, and the index of schema version 3 makes it touch only the changed rows.
         """
         from .logframe import load_changed
 

@@ -23,6 +23,7 @@ CONTRACT = {
     "Run",
     "RunLog",
     "GenerateForm",
+    "LogBrowser",
     "show",
     "compare",
     "sandbox",

@@ -385,13 +385,14 @@ class LogBrowser:
         )
 
     def _on_filter(self, _change: Any) -> None:
-        if self._quiet:
-            return
-        self.page = 0
-        try:
-            self.refresh()
-        except Exception as exc:
-            self._say(str(exc), error=True)
+        with self._lock:  # see _on_select
+            if self._quiet:
+                return
+            self.page = 0
+            try:
+                self.refresh()
+            except Exception as exc:  # shown in the widget, never a traceback
+                self._say(str(exc), error=True)
 
     def _apply(self) -> None:
         """Filter (vectorised) and redraw the current page."""
@@ -460,36 +461,31 @@ class LogBrowser:
     # --- selection: one opens its 3D view, two their diff and a linked comparison --------------------
 
     def _on_select(self, card: _Card) -> None:
-        if self._quiet or card.run_id is None:
-            return
-        if card.select.value and card.run_id not in self.selected:
-            self.selected.append(card.run_id)
-            if len(self.selected) > 2:
-                self.selected.pop(0)
-        elif not card.select.value and card.run_id in self.selected:
-            self.selected.remove(card.run_id)
-        with self._quietly():
-            for other in self.cards:
-                if other.run_id is not None:
-                    other.select.value = other.run_id in self.selected
-        self._update_rerun_button()
-        try:
-            self.open_selected()
-        except Exception as exc:  # a missing or unreadable file: say so, keep the browser usable
-            self._say(str(exc), error=True)
+        # Under the lock: a background refresh redrawing the cards (quietly) finishes first, so a user's
+        # tick is never mistaken for the browser's own.
+        with self._lock:
+            if self._quiet or card.run_id is None:
+                return
+            chosen = list(self.selected)
+            if card.select.value and card.run_id not in chosen:
+                chosen = [*chosen, card.run_id][-2:]  # a third selection drops the oldest
+            elif not card.select.value and card.run_id in chosen:
+                chosen.remove(card.run_id)
+            self.select(*chosen)
 
     def select(self, *run_ids: str) -> None:
-        """Select runs by id (as ticking their cards does), then open them."""
-        self.selected = list(dict.fromkeys(run_ids))[-2:]
-        with self._quietly():
-            for card in self.cards:
-                if card.run_id is not None:
-                    card.select.value = card.run_id in self.selected
-        self._update_rerun_button()
-        try:
-            self.open_selected()
-        except Exception as exc:
-            self._say(str(exc), error=True)
+        """Select runs by id (as ticking their cards does; the last two count), then open them."""
+        with self._lock:
+            self.selected = list(dict.fromkeys(run_ids))[-2:]
+            with self._quietly():
+                for card in self.cards:
+                    if card.run_id is not None:
+                        card.select.value = card.run_id in self.selected
+            self._update_rerun_button()
+            try:
+                self.open_selected()
+            except Exception as exc:  # a missing or unreadable file: say so, keep the browser usable
+                self._say(str(exc), error=True)
 
     def clear_selection(self) -> None:
         self.select()

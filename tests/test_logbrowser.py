@@ -6,6 +6,7 @@ log the way the client writes them (claim, then the final update), as bench/benc
 
 from __future__ import annotations
 
+import sqlite3
 import time
 from collections.abc import Callable, Iterator
 from datetime import date
@@ -303,11 +304,16 @@ class TestIncrementalRefresh:
             assert len(frame) == 200
             pd.testing.assert_frame_equal(frame, log.df)  # the same decode path: columns and dtypes
 
-            again, same = log.changed_since(stamp)  # nothing committed: no query, nothing read
+            statements: list[str] = []
+            log._connect().set_trace_callback(statements.append)
+            again, same = log.changed_since(stamp)  # nothing committed: no query of the rows
             assert again.empty and same == stamp and list(again.columns) == list(frame.columns)
+            assert statements == ["PRAGMA data_version"]
 
             log.update(ids[57], hint="looked at twice")
             changed, later = log.changed_since(stamp)
+            log._connect().set_trace_callback(None)
+            assert any("updated_at > " in statement for statement in statements)
             assert list(changed["run_id"]) == [ids[57]] and changed.loc[ids[57], "hint"] == "looked at twice"
             assert later.updated_at is not None and stamp.updated_at is not None
             assert later.updated_at > stamp.updated_at
@@ -348,3 +354,30 @@ class TestIncrementalRefresh:
         finally:
             writer.close()
             reader.close()
+
+    def test_the_query_uses_the_updated_at_index(self, tmp_path: Path) -> None:
+        log = RunLog(tmp_path / "ws", create=True)
+        try:
+            insert(log, 0)
+        finally:
+            log.close()
+        conn = sqlite3.connect(tmp_path / "ws" / "runs.sqlite")
+        names = {row[0] for row in conn.execute("SELECT name FROM sqlite_master WHERE type='index'")}
+        plan = " ".join(
+            str(row[-1])
+            for row in conn.execute("EXPLAIN QUERY PLAN SELECT * FROM runs WHERE updated_at > ?", ("",))
+        )
+        conn.close()
+        assert "runs_updated" in names and "USING INDEX runs_updated" in plan
+
+    def test_write_stamps_strictly_increase(self, tmp_path: Path) -> None:
+        """Rows written within one millisecond still get distinct, ordered stamps (read once each)."""
+        log = RunLog(tmp_path / "ws", create=True)
+        try:
+            stamps = []
+            for i in range(50):
+                insert(log, i)
+                stamps.append(log.get(f"run_{i:012d}")["updated_at"])
+            assert stamps == sorted(stamps) and len(set(stamps)) == len(stamps)
+        finally:
+            log.close()

@@ -25,6 +25,7 @@ if _typing.TYPE_CHECKING:
     from .client import connect as connect
     from .form import GenerateForm as GenerateForm
     from .jobs import Run as Run
+    from .logbrowser import LogBrowser as LogBrowser
     from .runlog import RunLog as RunLog
     from .schema import ModelSchema as ModelSchema
     from .schema import RodinRequest as RodinRequest
@@ -52,6 +53,7 @@ _LAZY: dict[str, tuple[str, str | None]] = {
     "SweepProgress": ("sweep", "SweepProgress"),
     "GenerateForm": ("form", "GenerateForm"),
     "SweepForm": ("sweepform", "SweepForm"),
+    "LogBrowser": ("logbrowser", "LogBrowser"),
     "show": ("viewer", "show"),
     "compare": ("viewer", "compare"),
     "sandbox": ("sandbox", None),

@@ -19,11 +19,21 @@ from .columns import FRAME_LEADING, FRAME_TRAILING, JSON_COLUMNS, TIME_COLUMNS
 from .meshstats import MESH_STAT_KEYS
 from .schema import ModelSchema
 
-__all__ = ["diff_rows", "export_frame", "flat_frame", "load_frame", "raw_to_frame"]
+__all__ = [
+    "diff_rows",
+    "export_frame",
+    "flat_frame",
+    "load_changed",
+    "load_frame",
+    "raw_to_frame",
+    "upsert_frame",
+]
 
 _SNAPSHOT = ModelSchema.snapshot()
 # JSON columns other than params, which is expanded into one column per parameter instead.
 _RESULT_JSON_COLUMNS = [name for name in JSON_COLUMNS if name != "params"]
+# Categorical columns whose categories are the values seen, sorted (the others list the allowed values).
+_SORTED_CATEGORIES = ("status", "backend")
 
 
 def _parse_json_column(values: pd.Series) -> list[Any]:
@@ -37,6 +47,48 @@ def load_frame(conn: sqlite3.Connection) -> pd.DataFrame:
     """The run log as a DataFrame straight from SQLite (see :func:`raw_to_frame`)."""
     raw = pd.read_sql_query("SELECT * FROM runs ORDER BY submitted_at, rowid", conn)
     return raw_to_frame(raw)
+
+
+def load_changed(conn: sqlite3.Connection, since: str | None) -> tuple[pd.DataFrame, str | None]:
+    """Rows with ``updated_at > since`` (all rows when None), decoded like ``log.df``; and the newest
+    ``updated_at`` among them (None when there are none). See ``RunLog.changed_since``."""
+    if since is None:
+        raw = pd.read_sql_query("SELECT * FROM runs ORDER BY submitted_at, rowid", conn)
+    else:
+        raw = pd.read_sql_query(
+            "SELECT * FROM runs WHERE updated_at > ? ORDER BY submitted_at, rowid", conn, params=(since,)
+        )
+    newest = str(raw["updated_at"].max()) if len(raw) else None
+    return raw_to_frame(raw), newest
+
+
+def upsert_frame(frame: pd.DataFrame, changed: pd.DataFrame) -> pd.DataFrame:
+    """``frame`` with the rows of ``changed`` replacing or joining its own (by run id), in log order.
+
+    Categorical columns keep a categorical dtype: their categories are merged (concat alone would turn
+    two categoricals with different categories, e.g. statuses seen so far, into plain objects).
+    """
+    if changed.empty:
+        return frame
+    if frame.empty:
+        return changed
+    merged = pd.concat([frame.drop(index=changed.index, errors="ignore"), changed])
+    for name in frame.columns:
+        before, after = frame[name].dtype, changed[name].dtype if name in changed else None
+        if isinstance(before, pd.CategoricalDtype):
+            categories = list(before.categories)
+            known = set(categories)
+            extra = after.categories if isinstance(after, pd.CategoricalDtype) else merged[name].dropna()
+            categories += [c for c in dict.fromkeys(extra) if c not in known]
+            if name in _SORTED_CATEGORIES:
+                categories.sort()  # as log.df orders them
+            merged[name] = pd.Categorical(merged[name], categories=categories)
+        elif after is not None and before != after and merged[name].dtype == object:
+            # A column all missing on one side (None objects next to strings): infer again, as reading
+            # the whole log would have.
+            merged[name] = merged[name].infer_objects()
+    # Stable: rows submitted in the same millisecond keep the order they had (new ones last).
+    return merged.sort_values("submitted_at", kind="stable")
 
 
 def raw_to_frame(raw: pd.DataFrame) -> pd.DataFrame:
@@ -55,7 +107,7 @@ def raw_to_frame(raw: pd.DataFrame) -> pd.DataFrame:
         allowed = list(_SNAPSHOT[name].allowed_values or []) if name in _SNAPSHOT else []
         seen = [value for value in frame[name].dropna().unique() if value not in allowed]
         frame[name] = pd.Categorical(frame[name], categories=[*allowed, *seen])
-    for name in ("status", "backend"):
+    for name in _SORTED_CATEGORIES:
         frame[name] = frame[name].astype("category")
     for name in ("seed", "faces", "vertices"):
         frame[name] = pd.to_numeric(frame[name]).astype("Int64")

@@ -18,9 +18,10 @@ import socket
 import sqlite3
 import threading
 import uuid
-from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager
-from datetime import datetime, timezone
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager, suppress
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -38,7 +39,7 @@ if TYPE_CHECKING:
     from .client import Client
     from .jobs import Run
 
-__all__ = ["ACTIVE", "LOG_FILE", "MIGRATIONS", "SCHEMA_VERSION", "RunLog", "default_workspace"]
+__all__ = ["ACTIVE", "LOG_FILE", "MIGRATIONS", "SCHEMA_VERSION", "LogStamp", "RunLog", "default_workspace"]
 
 LOG_FILE = "runs.sqlite"
 ACTIVE = tuple(sorted(ACTIVE_STATUSES))  # the one list lives in status.py
@@ -107,8 +108,14 @@ CREATE TABLE uploads (
 );
 """
 
+# Version 3: an index on updated_at, so RunLog.changed_since() (the log browser's incremental refresh)
+# reads only the rows changed since its last look instead of scanning the table.
+_V3 = """
+CREATE INDEX runs_updated ON runs (updated_at);
+"""
+
 # MIGRATIONS[i] upgrades a log at version i to version i + 1. Version 0 is an empty file.
-MIGRATIONS: list[str] = [_V1, _V2]
+MIGRATIONS: list[str] = [_V1, _V2, _V3]
 SCHEMA_VERSION = len(MIGRATIONS)
 
 
@@ -153,6 +160,39 @@ def _reusable(
     return _decode(row) if row is not None else None
 
 
+@dataclass(frozen=True)
+class LogStamp:
+    """How far a reader of :meth:`RunLog.changed_since` has read; pass it back to read what changed next.
+
+    ``updated_at`` is the newest ``updated_at`` read so far (None: nothing read yet). ``version`` is
+    ``(PRAGMA data_version, total_changes)`` of the log's connection when it was read: the first counts
+    commits by other connections (other processes), the second this connection's own writes (a client's
+    engine writes through the very connection a browser in the same kernel reads), so an equal version
+    means nothing changed and no query is needed.
+    """
+
+    updated_at: str | None
+    version: tuple[int, int]
+
+
+def _write_stamp(conn: sqlite3.Connection) -> str:
+    """``updated_at`` for a write, called inside its write transaction: strictly after every stamp in
+    the table (the clock's time, else the newest stamp plus one microsecond).
+
+    Writers are serialised by ``BEGIN IMMEDIATE``, so stamps then grow in commit order across threads
+    and processes, whatever the clocks do (equal milliseconds, a clock set back, another host). That is
+    what lets :meth:`RunLog.changed_since` ask for ``updated_at > last stamp`` and read each change once:
+    no equal stamps to read twice or to miss. Microseconds, so a burst of writes barely runs ahead of the
+    clock; older rows' millisecond stamps sort consistently with them (``.123+00:00`` < ``.123001+00:00``).
+    """
+    now = datetime.now(timezone.utc)
+    newest = conn.execute("SELECT max(updated_at) FROM runs").fetchone()[0]  # the index: one lookup
+    if newest is not None:
+        floor = datetime.fromisoformat(newest) + timedelta(microseconds=1)
+        now = max(now, floor)
+    return now.isoformat(timespec="microseconds")
+
+
 def _now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="milliseconds")
 
@@ -190,11 +230,18 @@ class RunLog:
         self._client = client
         self._lock = threading.RLock()
         self._conn: sqlite3.Connection | None = None
+        self._empty_frame: pd.DataFrame | None = None  # changed_since()'s answer when nothing changed
+        self._write_listeners: list[Callable[[str], None]] = []
         self.owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         _LIVE_TOKENS.add(self.owner.rsplit(":", 1)[1])
 
     def __repr__(self) -> str:
         return f"RunLog({str(self.workspace)!r}, runs={self.count()})"
+
+    @property
+    def client(self) -> Client | None:
+        """The client this log belongs to (``client.log``), or None for a log opened for analysis."""
+        return self._client
 
     # --- connection and schema -----------------------------------------------------------------------
 
@@ -265,7 +312,7 @@ class RunLog:
             values = {
                 "owner": self.owner,
                 **row,
-                "updated_at": _now(),
+                "updated_at": _write_stamp(conn),
                 "rodin_nb_version": __version__,
                 "reuse": int(reuse),
             }
@@ -274,6 +321,7 @@ class RunLog:
                 f"INSERT INTO runs ({columns}) VALUES ({', '.join('?' * len(values))})",
                 [_encode(name, value) for name, value in values.items()],
             )
+        self._wrote(str(row["run_id"]))
         return None
 
     def find_reusable(self, service: str, model_id: str, params_hash: str) -> dict[str, Any] | None:
@@ -284,13 +332,37 @@ class RunLog:
     def update(self, run_id: str, **fields: Any) -> None:
         if not fields:
             return
-        fields["updated_at"] = _now()
-        assignments = ", ".join(f"{name}=?" for name in fields)
         with self._write() as conn:
+            fields["updated_at"] = _write_stamp(conn)  # inside the lock: see _write_stamp
+            assignments = ", ".join(f"{name}=?" for name in fields)
             conn.execute(
                 f"UPDATE runs SET {assignments} WHERE run_id=?",
                 [*(_encode(name, value) for name, value in fields.items()), run_id],
             )
+        self._wrote(run_id)
+
+    def on_write(self, callback: Callable[[str], None]) -> None:
+        """Call ``callback(run_id)`` after each run row this RunLog writes is committed.
+
+        Called on the writing thread (the engine's, for run updates), after the log's lock is released;
+        a callback must be quick, must not raise, and must not print or display (set widget traits, or
+        hand the work to another thread). Writes by other processes are not heard: read them with
+        :meth:`changed_since`.
+        """
+        with self._lock:
+            self._write_listeners.append(callback)
+
+    def off_write(self, callback: Callable[[str], None]) -> None:
+        """Stop calling a callback given to :meth:`on_write` (no error if it was not there)."""
+        with self._lock:
+            if callback in self._write_listeners:
+                self._write_listeners.remove(callback)
+
+    def _wrote(self, run_id: str) -> None:
+        for callback in list(self._write_listeners):
+            # A broken listener must not fail a write that already committed (nor stop the engine).
+            with suppress(Exception):
+                callback(run_id)
 
     def record(self, run: Run) -> None:
         """Write a run's current state (called on every change, from the engine thread)."""
@@ -442,6 +514,33 @@ class RunLog:
 
         with self._lock:
             return load_frame(self._connect())
+
+    def changed_since(self, stamp: LogStamp | None = None) -> tuple[pd.DataFrame, LogStamp]:
+        """The rows written since ``stamp`` (every row when None), as ``log.df`` rows, and the next stamp.
+
+        Rows come through the same decoding as :attr:`df` (same columns and dtypes), so a reader keeps a
+        frame and upserts them by ``run_id``. When nothing was committed since ``stamp`` (its version is
+        unchanged) no query runs and the frame is empty.
+
+        Why a time and not a counter column: every write stamps ``updated_at`` inside its write lock,
+        strictly after every stamp already there (:func:`_write_stamp`), so ``updated_at > stamp`` reads
+        each change exactly once (no equal stamps: nothing read twice, nothing missed), needs no new
+        column, and the index of schema version 3 makes it touch only the changed rows.
+        """
+        from .logframe import load_changed
+
+        with self._lock:
+            conn = self._connect()
+            # Read the version before the rows: a commit in between changes it, so the next call looks
+            # again rather than missing that commit.
+            version = (int(conn.execute("PRAGMA data_version").fetchone()[0]), conn.total_changes)
+            if stamp is not None and stamp.version == version and self._empty_frame is not None:
+                return self._empty_frame.copy(), stamp
+            frame, newest = load_changed(conn, stamp.updated_at if stamp is not None else None)
+            self._empty_frame = frame.iloc[:0]
+        if newest is None and stamp is not None:
+            newest = stamp.updated_at  # nothing matched: keep the old mark
+        return frame, LogStamp(newest, version)
 
     # --- analysis ------------------------------------------------------------------------------------
 

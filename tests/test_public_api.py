@@ -24,6 +24,7 @@ CONTRACT = {
     "RunLog",
     "GenerateForm",
     "SweepForm",
+    "LogBrowser",
     "show",
     "compare",
     "sandbox",

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 from .errors import RodinError, ValidationError
 from .rules import forced_quality, hyper_allowed
 from .schema import InputSpec, RodinRequest, RodinWarning
+from .widgetrows import AMBER, CONTROL_WIDTH, GREY, RED, label_gap, labelled, set_line
 
 if TYPE_CHECKING:
     import ipywidgets as widgets
@@ -29,12 +30,6 @@ if TYPE_CHECKING:
     from .runcard import RunCard
 
 __all__ = ["GenerateForm"]
-
-LABEL_WIDTH = "130px"  # the label column: every control starts at the same x
-CONTROL_WIDTH = "320px"
-_RED = "color:#cf222e;font-size:12px"
-_GREY = "color:#57606a;font-size:12px"
-_AMBER = "color:#9a6700;font-size:12px"
 
 
 def _control(spec: InputSpec) -> widgets.Widget:
@@ -72,12 +67,6 @@ def _control(spec: InputSpec) -> widgets.Widget:
             layout=widgets.Layout(width="480px", height="64px"),
         )
     return widgets.Text(value=str(spec.default or ""), tooltip=tooltip, layout=width)
-
-
-def _line(widget: widgets.HTML, text: str, style: str) -> None:
-    """Set a message line; an empty one takes no room (an empty HTML widget still has a line's height)."""
-    widget.value = f"<span style='{style}'>{text}</span>" if text else ""
-    widget.layout.display = "" if text else "none"
 
 
 class GenerateForm:
@@ -125,7 +114,7 @@ class GenerateForm:
         rows = [self._row(spec) for spec in self.schema.inputs]
         buttons = widgets.HBox(
             [
-                widgets.Label(layout=widgets.Layout(width=LABEL_WIDTH)),
+                label_gap(),
                 self.estimate_button,
                 self.generate_button,
             ]
@@ -137,14 +126,11 @@ class GenerateForm:
         """A fixed-width label, then the control ("random seed" beside the seed box), its note under it."""
         import ipywidgets as widgets
 
-        label = widgets.Label(
-            value=spec.label or spec.name,
-            tooltip=spec.description or spec.hint or "",
-            layout=widgets.Layout(width=LABEL_WIDTH, flex="0 0 auto"),
-        )
         control = self.fields[spec.name]
         line = widgets.HBox([control, self.random_seed]) if spec.name == "seed" else control
-        return widgets.HBox([label, widgets.VBox([line, self.notes[spec.name]])])
+        return labelled(
+            spec.label or spec.name, spec.description or spec.hint or "", line, self.notes[spec.name]
+        )
 
     # --- reading the form ----------------------------------------------------------------------------
 
@@ -194,7 +180,7 @@ class GenerateForm:
             warnings.simplefilter("always", RodinWarning)
             request = self.client.request(**self.params())
         notes = [str(w.message) for w in caught if issubclass(w.category, RodinWarning)]
-        _line(self.warnings, "<br>".join(f"note: {html.escape(n)}" for n in notes), _AMBER)
+        set_line(self.warnings, "<br>".join(f"note: {html.escape(n)}" for n in notes), AMBER)
         return request
 
     # --- live rules and problems ---------------------------------------------------------------------
@@ -214,7 +200,7 @@ class GenerateForm:
                 self.request()
             except ValidationError as exc:
                 problems = exc.problems
-                _line(self.warnings, "", _AMBER)
+                set_line(self.warnings, "", AMBER)
             self._show_problems(problems, info)
             self.valid = not problems
             self._set_buttons()
@@ -257,12 +243,12 @@ class GenerateForm:
             else:
                 under[owner].append(message)
         for name, note in self.notes.items():
-            parts = [f"<span style='{_RED}'>{html.escape(m)}</span>" for m in under[name]]
+            parts = [f"<span style='{RED}'>{html.escape(m)}</span>" for m in under[name]]
             if name in info:
-                parts.append(f"<span style='{_GREY}'>{html.escape(info[name])}</span>")
+                parts.append(f"<span style='{GREY}'>{html.escape(info[name])}</span>")
             note.value = "<br>".join(parts)
             note.layout.display = "" if parts else "none"
-        _line(self.problems, "<br>".join(html.escape(m) for m in loose), _RED)
+        set_line(self.problems, "<br>".join(html.escape(m) for m in loose), RED)
 
     def _set_buttons(self) -> None:
         self.estimate_button.disabled = self.generate_button.disabled = self._busy or not self.valid
@@ -273,16 +259,16 @@ class GenerateForm:
         if isinstance(exc, ValidationError):
             # Shown under the fields already (check() put them there): say where to look, once.
             noun = "problem" if len(exc.problems) == 1 else "problems"
-            _line(self.message, f"nothing sent: fix the {noun} marked above", _RED)
+            set_line(self.message, f"nothing sent: fix the {noun} marked above", RED)
             return
         self.message.layout.display = ""
-        self.message.value = f'<pre style="{_RED};white-space:pre-wrap">{html.escape(str(exc))}</pre>'
+        self.message.value = f'<pre style="{RED};white-space:pre-wrap">{html.escape(str(exc))}</pre>'
 
     def _start(self) -> bool:
         """Begin an action: clear the last action's message, and go on only if the form is valid."""
-        _line(self.message, "", _GREY)
+        set_line(self.message, "", GREY)
         if not self.check():
-            _line(self.message, "nothing sent: fix the problems marked above", _RED)
+            set_line(self.message, "nothing sent: fix the problems marked above", RED)
             return False
         self._busy = True
         self._set_buttons()
@@ -298,7 +284,7 @@ class GenerateForm:
             return None
         try:
             cost = self.client.estimate(self.request())
-            _line(self.message, f"estimated cost: <b>{cost:g}</b> creative units", "")
+            set_line(self.message, f"estimated cost: <b>{cost:g}</b> creative units", "")
             return cost
         except RodinError as exc:
             self._show_problem(exc)
@@ -322,7 +308,7 @@ class GenerateForm:
             # The seed the run really uses (drawn when "random seed" is ticked): untick to reuse it.
             self.fields["seed"].value = run.seed
         reused = " answered from the run log: nothing paid" if run.done else ""
-        _line(self.message, f"run <code>{html.escape(run.run_id)}</code> (seed {run.seed}){reused}", "")
+        set_line(self.message, f"run <code>{html.escape(run.run_id)}</code> (seed {run.seed}){reused}", "")
         self._show_card(run)
         return run
 

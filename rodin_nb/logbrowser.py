@@ -271,7 +271,9 @@ class LogBrowser:
             [card.box for card in self.cards],
             layout=widgets.Layout(grid_template_columns=f"repeat(auto-fill, {THUMB_PX + 44}px)"),
         )
-        self.rerun_button = widgets.Button(description="Re-run with changes", icon="repeat")
+        self.rerun_button = widgets.Button(
+            description="Re-run with changes", icon="repeat", layout=widgets.Layout(width="auto")
+        )
         self.rerun_button.on_click(lambda _: self._click(self.rerun_button, self.rerun))
         self.clear_button = widgets.Button(description="Clear selection")
         self.clear_button.on_click(lambda _: self.clear_selection())

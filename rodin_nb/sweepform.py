@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 from .errors import BudgetExceeded, RodinError, ValidationError
 from .rules import SEED_MAX, SEED_MIN, draw_seed
 from .schema import InputSpec, RodinWarning
+from .widgetrows import CONTROL_WIDTH, label_gap, labelled
 
 if TYPE_CHECKING:
     import ipywidgets as widgets
@@ -134,8 +135,8 @@ class _Axis:
 
         self.spec = spec
         self.control = self._build(spec)
-        self.message = widgets.HTML(layout=widgets.Layout(margin="0 0 0 8px"))
-        self.row = widgets.HBox([self.control, self.message], layout=widgets.Layout(align_items="center"))
+        self.message = widgets.HTML()
+        self.row = labelled(self._label(), spec.description or spec.hint or "", self.control, self.message)
         self._memo: tuple[str, list[int]] | None = None  # random seeds stay put until the text changes
 
     @property
@@ -157,24 +158,32 @@ class _Axis:
             return "numbers"
         return "lines"
 
+    def _label(self) -> str:
+        """The row's label: says how several values are given where that is not obvious."""
+        label = self.spec.label or self.spec.name
+        return {"seeds": f"{label}s", "lines": f"{label}s, one per line"}.get(self.kind, label)
+
     def _build(self, spec: InputSpec) -> widgets.Widget:
+        """The control, with no description of its own (the row's label column names it)."""
         import ipywidgets as widgets
 
-        label = spec.label or spec.name
         tooltip = spec.description or spec.hint or ""
-        style = {"description_width": "120px"}
+        width = widgets.Layout(width=CONTROL_WIDTH)
         kind = self.kind
         if kind == "seeds":
             return widgets.Text(
                 value="1 random",
                 placeholder="1-4, 7  or  4 random",
-                description=f"{label}s",
                 tooltip="seeds like 1-4, 7, or a count like 4 random",
-                style=style,
+                layout=width,
             )
         if kind == "images":
             return widgets.FileUpload(
-                accept="image/*", multiple=True, description=label, tooltip="each picture is one value"
+                accept="image/*",
+                multiple=True,
+                description="choose images",
+                tooltip="each picture is one value",
+                layout=width,
             )
         if kind == "choices":
             options = list(spec.allowed_values or ())
@@ -183,34 +192,29 @@ class _Axis:
                 options=options,
                 value=chosen,
                 rows=min(len(options), 5),
-                description=label,
                 tooltip=tooltip or "ctrl/shift-click to sweep over several",
-                style=style,
+                layout=width,
             )
         if kind == "boolean":
             return widgets.ToggleButtons(
                 options=list(self.BOOL_CHOICES),
                 value="true" if spec.default is True else "false",
-                description=label,
                 tooltip=tooltip,
-                style={"description_width": "120px", "button_width": "60px"},
+                style={"button_width": "60px"},
             )
         placeholder = str(spec.raw.get("placeholder") or "")
         if kind == "numbers":
             return widgets.Text(
                 value="" if spec.default is None else str(spec.default),
                 placeholder="values separated by commas",
-                description=label,
                 tooltip=tooltip,
-                style=style,
+                layout=width,
             )
         return widgets.Textarea(
             value="",
             placeholder=(placeholder + "\n" if placeholder else "") + "(one per line)",
-            description=f"{label} (one per line)" if spec.name == "prompt" else label,
             tooltip=tooltip,
-            style=style,
-            layout=widgets.Layout(width="70%", height="80px"),
+            layout=widgets.Layout(width="480px", height="80px"),
         )
 
     def values(self) -> list[Any]:
@@ -331,9 +335,11 @@ class SweepForm:
         self._listening: set[str] = set()
         self._progress: dict[str, SweepProgressWidget] = {}
 
-        style = {"description_width": "120px"}
-        self.budget = widgets.FloatText(value=0.0, description="budget (CU)", style=style)
-        self.budget.layout.width = "240px"
+        self.budget = widgets.FloatText(
+            value=0.0,
+            tooltip="creative units at most; 0 means no budget",
+            layout=widgets.Layout(width="120px"),
+        )
         self.run_button = widgets.Button(description="Run", button_style="primary", icon="play")
         self.pause_button = widgets.Button(description="Pause", icon="pause", disabled=True)
         self.cancel_button = widgets.Button(description="Cancel", icon="stop", disabled=True)
@@ -357,8 +363,14 @@ class SweepForm:
         for axis in self.axes.values():
             axis.control.observe(self._changed, names="value")
         self.budget.observe(self._changed, names="value")
-        buttons = widgets.HBox([self.budget, self.run_button, self.pause_button, self.cancel_button])
-        grid_controls = widgets.HBox([self.rows_axis, self.cols_axis, self.facet, self.show_grid_button])
+        buttons = labelled(
+            "Budget (CU)",
+            "creative units at most; 0 means no budget",
+            widgets.HBox([self.budget, self.run_button, self.pause_button, self.cancel_button]),
+        )
+        grid_controls = widgets.HBox(
+            [label_gap(), self.rows_axis, self.cols_axis, self.facet, self.show_grid_button]
+        )
         self.widget = widgets.VBox(
             [
                 *(axis.row for axis in self.axes.values()),
@@ -429,6 +441,8 @@ class SweepForm:
                 try:
                     self._frame = sweep.plan  # read once: each read asks the run log
                     self._price(sweep, self._frame)
+                    if not self._running():  # the grid's axes belong to the running sweep meanwhile
+                        self._update_grid_axes(sweep)
                 except Exception as exc:
                     self._show_error(exc)
             self._render_plan()
@@ -569,10 +583,11 @@ class SweepForm:
         more = len(sweep.requests) - PLAN_ROWS_SHOWN
         tail = f"<tr><td colspan='{len(swept) + 3}'>… {more} more runs</td></tr>" if more > 0 else ""
         fixed_line = ", ".join(f"{k}={_cell(v)}" for k, v in fixed.items())
-        caption = f"<caption style='text-align:left'>{len(sweep.requests)} runs" + (
+        # A line above, not a <caption>: a caption wraps at the width of a narrow table.
+        title = f"<div><b>plan</b>: {len(sweep.requests)} runs" + (
             f"; fixed: {html.escape(fixed_line)}" if fixed_line else ""
         )
-        return f"<table class='rodin-plan'>{caption}</caption><tr>{head}</tr>{''.join(rows)}{tail}</table>"
+        return f"{title}</div><table class='rodin-plan'><tr>{head}</tr>{''.join(rows)}{tail}</table>"
 
     def _estimate_html(self, sweep: Sweep, plan: pd.DataFrame) -> str:
         in_log = int(plan["in_log"].sum())

@@ -23,8 +23,9 @@ import subprocess
 import sys
 import time
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import nbformat
 import numpy as np
@@ -126,6 +127,10 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path]]:
     (settings / "notification.jupyterlab-settings").write_text(
         json.dumps({"fetchNews": "false", "checkForUpdates": False})
     )
+    # Every cell stays in the page (no windowing), so outputs below the fold can be located and clicked.
+    tracker = root / ".settings" / "@jupyterlab" / "notebook-extension"
+    tracker.mkdir(parents=True)
+    (tracker / "tracker.jupyterlab-settings").write_text(json.dumps({"windowingMode": "none"}))
     env = {
         **os.environ,
         "JUPYTER_CONFIG_DIR": str(root / ".config"),
@@ -290,3 +295,117 @@ def _changed(a: bytes, b: bytes) -> bool:
     x = np.asarray(Image.open(io.BytesIO(a)).convert("RGB")).astype(np.int32)
     y = np.asarray(Image.open(io.BytesIO(b)).convert("RGB")).astype(np.int32)
     return x.shape == y.shape and float((np.abs(x - y).sum(axis=2) > 30).mean()) > 0.01
+
+
+def _open_and_run_all(page: Any, url: str, notebook: str) -> None:
+    page.goto(f"{url}/lab/tree/{notebook}?reset", timeout=60_000)
+    page.wait_for_selector(".jp-Notebook .jp-Cell", timeout=60_000)
+    page.wait_for_selector("#jp-main-statusbar >> text=Idle", timeout=60_000)
+    page.get_by_role("menuitem", name="Run", exact=True).click()
+    page.get_by_text("Run All Cells", exact=True).click()
+
+
+def _wait_for(page: Any, what: str, ok: Callable[[], bool], seconds: float = 60) -> None:
+    """Poll ``ok`` (a user-visible condition) until it holds; on timeout save a screenshot and fail."""
+    deadline = time.monotonic() + seconds
+    while not ok():
+        assert page.get_by_text("Error displaying widget").count() == 0, "a widget failed to display"
+        if time.monotonic() > deadline:
+            page.screenshot(path=str(ARTIFACTS / f"timeout-{what.replace(' ', '-')}.png"), full_page=True)
+            raise AssertionError(f"timed out waiting for {what}")
+        page.wait_for_timeout(250)
+
+
+def _drawn(canvas: Any, seconds: float = 30) -> bytes:
+    """A screenshot of a canvas once it shows a model (pixels unlike its background)."""
+    canvas.scroll_into_view_if_needed()
+    deadline = time.monotonic() + seconds
+    while True:
+        shot = canvas.screenshot()
+        if _content_fraction(shot)[0] > 0.05 or time.monotonic() > deadline:
+            return shot
+        canvas.page.wait_for_timeout(300)
+
+
+def test_widgets_in_jupyterlab(lab: tuple[str, Path]) -> None:
+    """A user's clicks through the notebook face: the form twice (the second model replaces the first),
+    the sweep builder to its grid, the log browser opening a run in 3D, and a run's live card."""
+    from playwright.sync_api import sync_playwright
+
+    url, _root = lab
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    console: list[str] = []
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_FLAGS)
+        try:
+            page = browser.new_page(viewport={"width": 1400, "height": 2200})
+            page.on("console", lambda m: console.append(m.text) if m.type == "error" else None)
+            page.on("pageerror", lambda e: console.append(f"pageerror: {e}"))
+            _open_and_run_all(page, url, "widgets.ipynb")
+            cells = page.locator(".jp-Notebook .jp-Cell")
+            connect, form, builder, log_browser, card = (cells.nth(i) for i in range(5))
+
+            # The live card: status, then the model, with no click.
+            _wait_for(page, "the run card's model", lambda: card.locator("canvas").count() == 1, 90)
+            assert "succeeded" in card.locator(".jp-Cell-outputArea").inner_text()
+            _drawn(card.locator("canvas"))
+            card.locator(".jp-Cell-outputArea").screenshot(path=str(ARTIFACTS / "widgets-card.png"))
+            # The sandbox notice is a quiet line, not a stderr band.
+            assert (
+                connect.locator(
+                    ".jp-Cell-outputArea .jp-OutputArea-output[data-mime-type='application/vnd.jupyter.stderr']"
+                ).count()
+                == 0
+            )
+
+            # The form, twice: the second run's model replaces the first.
+            prompt = form.locator(".jp-Cell-outputArea textarea").first
+            generate = form.locator(".jp-Cell-outputArea button:has-text('Generate')")
+            prompt.fill("a carved wooden chair")
+            _wait_for(page, "Generate enabled", lambda: generate.is_enabled(), 15)
+            generate.click()
+            output = form.locator(".jp-Cell-outputArea")
+            _wait_for(page, "the first model", lambda: output.locator("canvas").count() == 1
+                      and "succeeded" in output.inner_text(), 90)  # fmt: skip
+            first = _drawn(output.locator("canvas"))
+            output.screenshot(path=str(ARTIFACTS / "widgets-form-first.png"))
+            prompt.fill("a ceramic teapot")
+            generate.click()
+            _wait_for(page, "the second model", lambda: "a ceramic teapot" in output.inner_text()
+                      and "succeeded" in output.inner_text(), 90)  # fmt: skip
+            _wait_for(page, "one model under the form", lambda: output.locator("canvas").count() == 1, 30)
+            second = _drawn(output.locator("canvas"))
+            output.screenshot(path=str(ARTIFACTS / "widgets-form-second.png"))
+            text = output.inner_text()
+            assert "a carved wooden chair" not in text, "the first run's card is still under the form"
+            assert _changed(first, second), "the model under the form did not change"
+
+            # The sweep builder: its plan and estimate first, then Run, then the grid (2 seeds x 2 tiers).
+            plan_text = builder.locator(".jp-Cell-outputArea").inner_text()
+            assert "4 new runs" in plan_text and "estimate" in plan_text, plan_text[:400]
+            builder.locator(".jp-Cell-outputArea").screenshot(path=str(ARTIFACTS / "widgets-sweep-plan.png"))
+            builder.locator(".jp-Cell-outputArea button:has-text('Run')").first.click()
+            grid = builder.locator(".jp-Cell-outputArea canvas")
+            _wait_for(page, "the sweep grid", lambda: grid.count() == 4, 120)
+            fractions = [_content_fraction(_drawn(grid.nth(i)))[0] for i in range(4)]
+            builder.locator(".jp-Cell-outputArea").screenshot(path=str(ARTIFACTS / "widgets-sweep.png"))
+            assert all(f > 0.05 for f in fractions), f"blank grid cells: {fractions}"
+
+            # The log browser: the runs are there; tick one, its 3D view opens.
+            browse = log_browser.locator(".jp-Cell-outputArea")
+            browse.locator("button:has-text('Refresh')").click()
+            _wait_for(
+                page, "the browser's cards", lambda: browse.locator("input[type=checkbox]").count() >= 7, 30
+            )
+            browse.locator("input[type=checkbox]").first.check()
+            _wait_for(page, "the browser's 3D view", lambda: browse.locator("canvas").count() >= 1, 60)
+            _drawn(browse.locator("canvas").first)
+            browse.screenshot(path=str(ARTIFACTS / "widgets-browser.png"))
+            page.screenshot(path=str(ARTIFACTS / "widgets-notebook.png"), full_page=True)
+            assert page.get_by_text("Error displaying widget").count() == 0
+        finally:
+            browser.close()
+
+    unexpected = [m for m in console if not any(known in m for known in KNOWN_HARMLESS)]
+    (ARTIFACTS / "widgets-console.txt").write_text("\n".join(console))
+    assert not unexpected, f"console errors: {unexpected}"

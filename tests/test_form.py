@@ -12,7 +12,7 @@ import pytest
 from PIL import Image
 
 import rodin_nb as rn
-from rodin_nb.form import LABEL_WIDTH
+from rodin_nb.widgetrows import LABEL_WIDTH
 from rodin_nb.sandbox import SandboxServer
 from rodin_nb.schema import InputSpec, ModelSchema
 

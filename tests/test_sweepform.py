@@ -17,6 +17,7 @@ from PIL import Image
 import rodin_nb as rn
 from rodin_nb.sandbox import SandboxServer
 from rodin_nb.sweepform import MAX_SEEDS, SweepForm, parse_seeds
+from rodin_nb.widgetrows import LABEL_WIDTH
 
 GENERATE = "POST /v1/generate/custom/{modelId}"  # dry runs and real jobs share the route
 
@@ -107,6 +108,16 @@ class TestAxes:
         assert form.axes["tier"].control.value == ("Regular",)  # the schema's default
         assert form.axes["useHyper"].control.options == ("false", "true", "both")
         assert form.axes["images"].control.multiple
+
+    def test_every_control_starts_in_one_label_column(self, client: rn.Client) -> None:
+        """Toggle buttons and the upload box line up with the multi-selects (they used to sit apart)."""
+        form = SweepForm(client)
+        for name, axis in form.axes.items():
+            label, body = axis.row.children
+            assert label.layout.width == LABEL_WIDTH and body.children[0] is axis.control, name
+            if axis.kind != "images":  # an upload button's description is its caption, not a label
+                assert not getattr(axis.control, "description", ""), f"{name} has its own label too"
+        assert form.axes["prompt"].row.children[0].value == "Prompts, one per line"
 
     def test_a_new_schema_input_appears_without_code(self, client: rn.Client) -> None:
         body = rn.ModelSchema.snapshot().raw

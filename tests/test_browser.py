@@ -351,12 +351,8 @@ def test_widgets_in_jupyterlab(lab: tuple[str, Path]) -> None:
             _drawn(card.locator("canvas"))
             card.locator(".jp-Cell-outputArea").screenshot(path=str(ARTIFACTS / "widgets-card.png"))
             # The sandbox notice is a quiet line, not a stderr band.
-            assert (
-                connect.locator(
-                    ".jp-Cell-outputArea .jp-OutputArea-output[data-mime-type='application/vnd.jupyter.stderr']"
-                ).count()
-                == 0
-            )
+            stderr = ".jp-OutputArea-output[data-mime-type='application/vnd.jupyter.stderr']"
+            assert connect.locator(f".jp-Cell-outputArea {stderr}").count() == 0
 
             # The form, twice: the second run's model replaces the first.
             prompt = form.locator(".jp-Cell-outputArea textarea").first

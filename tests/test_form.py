@@ -12,9 +12,9 @@ import pytest
 from PIL import Image
 
 import rodin_nb as rn
-from rodin_nb.widgetrows import LABEL_WIDTH
 from rodin_nb.sandbox import SandboxServer
 from rodin_nb.schema import InputSpec, ModelSchema
+from rodin_nb.widgetrows import LABEL_WIDTH
 
 GENERATE = "POST /v1/generate/custom/{modelId}"
 

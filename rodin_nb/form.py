@@ -104,13 +104,14 @@ class GenerateForm:
         self.valid = False
         self._busy = False
         self._checking = False
+        self._touched = False  # no edit yet: what the request still needs is shown grey, not red
         for name, value in defaults.items():
             self.set(name, value)
         self.estimate_button.on_click(lambda _: self.estimate())
         self.generate_button.on_click(lambda _: self.generate())
         # Every control re-checks the form on change, so rules and problems show as the user types.
         for control in [*self.fields.values(), self.random_seed]:
-            control.observe(lambda _: self.check(), names="value")
+            control.observe(self._edited, names="value")
         rows = [self._row(spec) for spec in self.schema.inputs]
         buttons = widgets.HBox(
             [
@@ -180,10 +181,20 @@ class GenerateForm:
             warnings.simplefilter("always", RodinWarning)
             request = self.client.request(**self.params())
         notes = [str(w.message) for w in caught if issubclass(w.category, RodinWarning)]
+        if (
+            forced_quality({**self.schema.defaults(), **self.params()}) is not None
+            and "quality" in self.fields
+        ):
+            # The grey note under Quality already says it, where the user looks.
+            notes = [n for n in notes if "forces quality" not in n]
         set_line(self.warnings, "<br>".join(f"note: {html.escape(n)}" for n in notes), AMBER)
         return request
 
     # --- live rules and problems ---------------------------------------------------------------------
+
+    def _edited(self, _change: Any) -> None:
+        self._touched = True  # from now on problems are the user's to fix: red, not grey
+        self.check()
 
     def check(self) -> bool:
         """Apply the rules to the controls and show every problem under its field; True if valid.
@@ -243,12 +254,14 @@ class GenerateForm:
             else:
                 under[owner].append(message)
         for name, note in self.notes.items():
-            parts = [f"<span style='{RED}'>{html.escape(m)}</span>" for m in under[name]]
+            # An untouched form is not wrong yet: what it still needs shows grey until the first edit.
+            tone = RED if self._touched else GREY
+            parts = [f"<span style='{tone}'>{html.escape(m)}</span>" for m in under[name]]
             if name in info:
                 parts.append(f"<span style='{GREY}'>{html.escape(info[name])}</span>")
             note.value = "<br>".join(parts)
             note.layout.display = "" if parts else "none"
-        set_line(self.problems, "<br>".join(html.escape(m) for m in loose), RED)
+        set_line(self.problems, "<br>".join(html.escape(m) for m in loose), RED if self._touched else GREY)
 
     def _set_buttons(self) -> None:
         self.estimate_button.disabled = self.generate_button.disabled = self._busy or not self.valid

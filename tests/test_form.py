@@ -50,6 +50,15 @@ def test_bad_input_is_shown_once_next_to_its_field_and_nothing_is_sent(
     assert text not in _visible(form) and not form.generate_button.disabled
 
 
+def test_a_fresh_form_says_what_it_needs_quietly_then_plainly(client: rn.Client) -> None:
+    """Untouched, the missing prompt is a grey hint; once the user has edited, a red problem."""
+    form = rn.GenerateForm(client)
+    assert "#57606a" in form.notes["prompt"].value and "#cf222e" not in form.notes["prompt"].value
+    form.fields["prompt"].value = "a chair"
+    form.fields["prompt"].value = ""
+    assert "Give a prompt" in form.notes["prompt"].value and "#cf222e" in form.notes["prompt"].value
+
+
 def _visible(form: rn.GenerateForm) -> str:
     """Every message line the form shows (notes under fields, form-level lines, the last action's)."""
     lines = [*form.notes.values(), form.problems, form.warnings, form.message]
@@ -122,10 +131,11 @@ def test_repeated_request_is_answered_from_the_log(
 def test_sketch_needs_no_quality_and_notes_are_shown(client: rn.Client) -> None:
     form = rn.GenerateForm(client, prompt="a chair", tier="Sketch")
     assert "quality" not in form.params() and form.request().params["quality"] == "medium"
-    form.set("quality", "low")  # the note shows as soon as the value changes, once
-    assert "note:" in form.warnings.value and "forces quality" in form.warnings.value
+    form.set("quality", "low")  # the rule shows as soon as the value changes, once, under Quality
+    assert "runs at medium quality" in form.notes["quality"].value
     form.estimate()
-    assert _visible(form).count("forces quality") == 1
+    shown = _visible(form)
+    assert shown.count("runs at medium quality") == 1 and "forces quality" not in shown
 
 
 def test_a_second_run_replaces_the_first_runs_card(client: rn.Client) -> None:

@@ -157,6 +157,7 @@ class Sweep:
         self._canceled = False
         self._done = threading.Event()
         self._started_at: float | None = None
+        self._ended_at: float | None = None  # elapsed time stops when the sweep is done
         self.error: BaseException | None = None
         self._listeners: list[Callable[[Sweep], None]] = []
         self._submitting = 0  # submissions in progress (slots reserved before the generate call)
@@ -242,6 +243,7 @@ class Sweep:
             self.error = None
             self._done.clear()
             self._started_at = self._started_at or time.monotonic()
+            self._ended_at = None
         # Submissions (uploads and generate calls) happen on the engine's threads, never the caller's:
         # start() returns at once and an interrupt in the caller cannot land inside a submission.
         if not self.client.engine.run_task(self._pump):
@@ -431,6 +433,7 @@ class Sweep:
             finished = self._submitting == 0 and all(run.done for run in self._runs.values())
             newly_done = nothing_to_submit and finished and not self._done.is_set()
             if newly_done:
+                self._ended_at = time.monotonic()
                 self._done.set()
         if newly_done:
             self._notify()  # displays draw the final state (their last update may predate the end)
@@ -530,7 +533,8 @@ class Sweep:
         total = len(self.requests)
         ended = sum(1 for run in runs if run.status in TERMINAL)
         fraction = sum(1.0 if run.done else run.progress for run in runs) / total if total else 1.0
-        elapsed = time.monotonic() - self._started_at if self._started_at else 0.0
+        now = self._ended_at or time.monotonic()
+        elapsed = now - self._started_at if self._started_at else 0.0
         remaining = (
             elapsed * (1 - fraction) / fraction if 0 < fraction < 1 else (0.0 if fraction >= 1 else None)
         )

@@ -482,6 +482,8 @@ class TestProgress:
         assert after.spent > 0 and after.estimate == after.spent
         assert before.counts == {"planned": 2}  # a snapshot: later news does not change it
         hash(after)
+        time.sleep(0.05)
+        assert sweep.progress().elapsed_s == after.elapsed_s  # the clock stops when the sweep is done
 
     def test_widget_and_line(self, client: rn.Client) -> None:
         from rodin_nb.progress import SweepProgressWidget, progress_line

@@ -26,6 +26,7 @@ if _typing.TYPE_CHECKING:
     from .form import GenerateForm as GenerateForm
     from .jobs import Run as Run
     from .logbrowser import LogBrowser as LogBrowser
+    from .provenance import manifest as manifest
     from .runlog import RunLog as RunLog
     from .schema import ModelSchema as ModelSchema
     from .schema import RodinRequest as RodinRequest
@@ -54,6 +55,7 @@ _LAZY: dict[str, tuple[str, str | None]] = {
     "GenerateForm": ("form", "GenerateForm"),
     "SweepForm": ("sweepform", "SweepForm"),
     "LogBrowser": ("logbrowser", "LogBrowser"),
+    "manifest": ("provenance", "manifest"),
     "show": ("viewer", "show"),
     "compare": ("viewer", "compare"),
     "sandbox": ("sandbox", None),

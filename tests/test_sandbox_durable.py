@@ -297,3 +297,16 @@ class TestClientOnTheDurableSandbox:
         with rn.connect(workspace=tmp_path / "w", quiet=True) as c:
             assert c._sandbox_server is not None
             assert c._sandbox_server.state_dir == (tmp_path / "w" / "sandbox").absolute()
+
+
+def test_the_state_file_never_holds_an_api_key(tmp_path: Path) -> None:
+    """A standalone sandbox used with a real-looking key keys its accounts by a digest of it."""
+    key, secret = "sk_live_SECRETKEY123", "shh-SECRET-456"
+    with serve(state_dir=tmp_path, job_seconds=0.2, credentials=(key, secret)) as sb:
+        client = rn.connect(
+            api_key=key, api_secret=secret, base_url=sb.url, workspace=tmp_path / "ws", quiet=True
+        )
+        with client:
+            client.generate(prompt="a chair", seed=1, quality="extra-low").wait(timeout=30)
+    stored = b"".join(path.read_bytes() for path in tmp_path.rglob("*") if path.is_file())
+    assert key.encode() not in stored and secret.encode() not in stored

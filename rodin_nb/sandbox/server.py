@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import hashlib
 import hmac
 import inspect
 import math
@@ -190,13 +191,13 @@ class SandboxServer:
         """The account a request acts for, or None when credentials are required and wrong/missing."""
         key_secret = _basic(header)
         if self._credentials is None:
-            return key_secret[0] if key_secret else DEFAULT_ACCOUNT
+            return _account_of(key_secret[0]) if key_secret else DEFAULT_ACCOUNT
         if key_secret is None:
             return None
         want_key, want_secret = self._credentials
         ok = hmac.compare_digest(key_secret[0].encode(), want_key.encode())
         ok &= hmac.compare_digest(key_secret[1].encode(), want_secret.encode())
-        return key_secret[0] if ok else None
+        return _account_of(key_secret[0]) if ok else None
 
     def count_request(self, template: str) -> None:
         with self._counts_lock:
@@ -295,6 +296,11 @@ def _parameters_of(
         return func
 
     return give
+
+
+def _account_of(api_key: str) -> str:
+    """The account id for a key: a digest, so the durable state file (and any log) never holds the key."""
+    return "acct_" + hashlib.sha256(api_key.encode()).hexdigest()[:16]
 
 
 def _basic(header: str | None) -> tuple[str, str] | None:

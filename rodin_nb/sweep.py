@@ -16,6 +16,7 @@ import logging
 import threading
 import time
 import types
+import warnings
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -29,7 +30,7 @@ from .errors import (
 )
 from .jobs import Run
 from .runlog import owner_alive
-from .schema import ModelSchema, RodinRequest
+from .schema import ModelSchema, RodinRequest, RodinWarning
 from .status import HOLDS_SLOT, REUSABLE, TERMINAL
 
 if TYPE_CHECKING:
@@ -93,16 +94,23 @@ def sweep_id_for(model_id: str, service: str, requests: Sequence[RodinRequest]) 
 
 
 def plan_requests(schema: ModelSchema, rows: Iterable[Mapping[str, Any]]) -> list[RodinRequest]:
-    """Validate every planned request; one error lists every bad row's problems."""
+    """Validate every planned request; one error lists every bad row's problems.
+
+    A warning several rows share (Sketch forcing the quality of each Sketch row) is given once.
+    """
     requests: list[RodinRequest] = []
     problems: list[tuple[str, str]] = []
-    for index, params in enumerate(rows):
-        try:
-            requests.append(RodinRequest(schema=schema, **params))
-        except ValidationError as exc:
-            problems.extend((f"row {index} {field}", message) for field, message in exc.problems)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", RodinWarning)
+        for index, params in enumerate(rows):
+            try:
+                requests.append(RodinRequest(schema=schema, **params))
+            except ValidationError as exc:
+                problems.extend((f"row {index} {field}", message) for field, message in exc.problems)
     if problems:
         raise ValidationError(problems, context="sweep")
+    for message in dict.fromkeys(str(w.message) for w in caught):
+        warnings.warn(message, RodinWarning, stacklevel=3)
     return requests
 
 
@@ -510,9 +518,8 @@ class Sweep:
         return list(distinct.values())
 
     def _distinct_runs(self) -> list[Run]:
-        """Each run once (two plan rows asking for one request share a run)."""
-        with self._lock:
-            return list({run.run_id: run for run in self._runs.values()}.values())
+        """Each run once, in plan order (two plan rows asking for one request share a run)."""
+        return list({run.run_id: run for run in self.runs}.values())
 
     def counts(self) -> dict[str, int]:
         counts: dict[str, int] = {}
@@ -562,9 +569,10 @@ class Sweep:
 
     @property
     def df(self) -> pd.DataFrame:
-        """Results so far, the run log's columns, one row per planned request in plan order."""
+        """Results so far, the run log's columns, one row per run in plan order (two plan rows asking
+        for one request, e.g. Sketch at two qualities, are one run and one row)."""
         frame = self.client.log.df
-        ids = [run.run_id for run in self.runs]
+        ids = [run.run_id for run in self._distinct_runs()]
         return frame.loc[[run_id for run_id in ids if run_id in frame.index]]
 
     def compare(

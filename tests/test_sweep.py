@@ -243,15 +243,17 @@ class TestLifecycle:
         self, client: rn.Client, sandbox: SandboxServer
     ) -> None:
         # Sketch ignores quality, so Sketch x {medium, high} is one request: 4 rows, 3 jobs.
-        with pytest.warns(rn.RodinWarning, match="forces quality"):
+        with pytest.warns(rn.RodinWarning, match="forces quality") as said:
             sweep = client.sweep(
                 prompt="a chair", seed=1, tier=["Sketch", "Regular"], quality=["medium", "high"]
             )
+        assert len(said) == 1  # once for the sweep, not once per Sketch row
         assert sweep.paid_count() == 3
         budget = sweep.estimate()
         assert budget == client.estimate(prompt="x", tier="Sketch") + 2 * client.estimate(prompt="x")
         df = sweep.run(budget=budget, progress=False)  # exactly enough: not refused
         assert set(df["status"]) == {"success"} and sandbox.stats()["jobs_created"] == 3
+        assert len(df) == 3 and df.index.is_unique  # one row per run: group-bys are not skewed
         assert sweep.spent() == budget
 
     def test_cancel_leaves_runs_of_others_alone(self, tmp_path: Path) -> None:

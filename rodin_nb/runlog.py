@@ -124,6 +124,12 @@ SCHEMA_VERSION = len(MIGRATIONS)
 _LIVE_TOKENS: set[str] = set()
 
 
+# Write listeners by log file, shared by every RunLog on that file in this process: a browser opened on
+# rn.RunLog(path) hears the runs a client's own client.log writes.
+_WRITE_LISTENERS: dict[str, list[Callable[[str], None]]] = {}
+_WRITE_LISTENERS_LOCK = threading.Lock()
+
+
 def owner_alive(owner: str | None) -> bool | None:
     """True/False for a submitter on this host; None when it ran on another host (cannot tell)."""
     parts = (owner or "").rsplit(":", 2)
@@ -231,7 +237,7 @@ class RunLog:
         self._lock = threading.RLock()
         self._conn: sqlite3.Connection | None = None
         self._empty_frame: pd.DataFrame | None = None  # changed_since()'s answer when nothing changed
-        self._write_listeners: list[Callable[[str], None]] = []
+        self._listeners_key = str(self.path.resolve())
         self.owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         _LIVE_TOKENS.add(self.owner.rsplit(":", 1)[1])
 
@@ -342,24 +348,28 @@ class RunLog:
         self._wrote(run_id)
 
     def on_write(self, callback: Callable[[str], None]) -> None:
-        """Call ``callback(run_id)`` after each run row this RunLog writes is committed.
+        """Call ``callback(run_id)`` after each run row written to this log file in this process is
+        committed (by this RunLog or another one on the same file, e.g. a client's ``client.log``).
 
         Called on the writing thread (the engine's, for run updates), after the log's lock is released;
         a callback must be quick, must not raise, and must not print or display (set widget traits, or
         hand the work to another thread). Writes by other processes are not heard: read them with
         :meth:`changed_since`.
         """
-        with self._lock:
-            self._write_listeners.append(callback)
+        with _WRITE_LISTENERS_LOCK:
+            _WRITE_LISTENERS.setdefault(self._listeners_key, []).append(callback)
 
     def off_write(self, callback: Callable[[str], None]) -> None:
         """Stop calling a callback given to :meth:`on_write` (no error if it was not there)."""
-        with self._lock:
-            if callback in self._write_listeners:
-                self._write_listeners.remove(callback)
+        with _WRITE_LISTENERS_LOCK:
+            listeners = _WRITE_LISTENERS.get(self._listeners_key, [])
+            if callback in listeners:
+                listeners.remove(callback)
 
     def _wrote(self, run_id: str) -> None:
-        for callback in list(self._write_listeners):
+        with _WRITE_LISTENERS_LOCK:
+            listeners = list(_WRITE_LISTENERS.get(self._listeners_key, []))
+        for callback in listeners:
             # A broken listener must not fail a write that already committed (nor stop the engine).
             with suppress(Exception):
                 callback(run_id)
@@ -451,7 +461,12 @@ class RunLog:
                 )
                 .fetchall()
             )
-        return [{**dict(row), "runs": len(json.loads(row["plan"]))} | {"plan": None} for row in rows]
+        out = []
+        for row in rows:
+            entry = dict(row)
+            entry["runs"] = len(json.loads(entry.pop("plan")))  # the plan itself: get_sweep(sweep_id)
+            out.append(entry)
+        return out
 
     # --- reading -------------------------------------------------------------------------------------
 

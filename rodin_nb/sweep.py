@@ -96,7 +96,8 @@ def sweep_id_for(model_id: str, service: str, requests: Sequence[RodinRequest]) 
 def plan_requests(schema: ModelSchema, rows: Iterable[Mapping[str, Any]]) -> list[RodinRequest]:
     """Validate every planned request; one error lists every bad row's problems.
 
-    A warning several rows share (Sketch forcing the quality of each Sketch row) is given once.
+    A warning several rows share (Sketch forcing the quality of each Sketch row) is given once, and
+    rows asking for the same request are planned once (first one kept, in order).
     """
     requests: list[RodinRequest] = []
     problems: list[tuple[str, str]] = []
@@ -111,7 +112,20 @@ def plan_requests(schema: ModelSchema, rows: Iterable[Mapping[str, Any]]) -> lis
         raise ValidationError(problems, context="sweep")
     for message in dict.fromkeys(str(w.message) for w in caught):
         warnings.warn(message, RodinWarning, stacklevel=3)
-    return requests
+    # One row per distinct request: Sketch at two qualities, or a case repeating a grid point, is one
+    # run, planned, priced and counted once.
+    return _distinct(requests)
+
+
+def _distinct(requests: Sequence[RodinRequest]) -> list[RodinRequest]:
+    """Each request once, the first occurrence kept, in order."""
+    seen: set[str] = set()
+    out = []
+    for req in requests:
+        if req.params_hash not in seen:
+            seen.add(req.params_hash)
+            out.append(req)
+    return out
 
 
 @dataclasses.dataclass(frozen=True)
@@ -226,7 +240,14 @@ class Sweep:
         """Start in the background (the notebook stays usable); see :meth:`run` for ``budget``."""
         if budget is None:
             budget = self.budget  # a reopened sweep keeps the budget it was started with
-        if budget is not None:
+        if budget is None:
+            # No budget to check, but the sweep's record keeps its expected cost all the same (dry runs
+            # are free and asked once per price class and client); a sweep need not wait for a price.
+            try:
+                self.estimate()
+            except RodinError as exc:
+                log.info("sweep %s starts without an estimate: %s", self.sweep_id, exc)
+        else:
             estimate = self.estimate()
             if estimate > budget:
                 raise BudgetExceeded(

@@ -242,13 +242,13 @@ class TestLifecycle:
     def test_two_rows_asking_for_one_request_are_paid_and_counted_once(
         self, client: rn.Client, sandbox: SandboxServer
     ) -> None:
-        # Sketch ignores quality, so Sketch x {medium, high} is one request: 4 rows, 3 jobs.
+        # Sketch ignores quality, so Sketch x {medium, high} is one request: 3 planned runs, 3 jobs.
         with pytest.warns(rn.RodinWarning, match="forces quality") as said:
             sweep = client.sweep(
                 prompt="a chair", seed=1, tier=["Sketch", "Regular"], quality=["medium", "high"]
             )
         assert len(said) == 1  # once for the sweep, not once per Sketch row
-        assert sweep.paid_count() == 3
+        assert len(sweep.requests) == len(sweep.plan) == sweep.paid_count() == 3
         budget = sweep.estimate()
         assert budget == client.estimate(prompt="x", tier="Sketch") + 2 * client.estimate(prompt="x")
         df = sweep.run(budget=budget, progress=False)  # exactly enough: not refused
@@ -344,6 +344,17 @@ class TestPlanIdentity:
         assert record["sweep_id"] == first.sweep_id and record["runs"] == 4
         assert record["spent"] == spent and record["estimate"] == spent  # not 0.0 after the re-plan
         assert again.progress().estimate == spent and again.progress().spent == spent
+
+    def test_a_sweep_without_a_budget_records_its_estimate(self, client: rn.Client) -> None:
+        sweep = client.sweep(prompt="a chair", seed=[1, 2], tier=["Sketch", "Regular"], quality="extra-low")
+        sweep.run(progress=False)
+        (record,) = client.log.sweeps()
+        assert record["estimate"] == record["spent"] == sweep.spent() > 0
+        assert set(record) == {"sweep_id", "created_at", "budget", "estimate", "spent", "runs"}
+
+    def test_a_case_repeating_a_grid_point_is_one_run(self, client: rn.Client) -> None:
+        sweep = client.sweep(prompt="a chair", seed=[1, 2], cases=[{"seed": 1}])
+        assert [req.seed for req in sweep.requests] == [1, 2]
 
     def test_other_seeds_are_another_sweep(self, client: rn.Client) -> None:
         a = client.sweep(prompt="a chair", seed=[1, 2])

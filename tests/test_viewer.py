@@ -479,7 +479,9 @@ class TestSandboxResults:
 
 @pytest.mark.kernel
 def test_static_html_export_shows_previews_and_stats(tmp_path: Path) -> None:
-    """Executed in a real kernel, then exported to HTML without widget state: image and stats remain."""
+    """Executed in a real kernel: each display is the widget plus a separate static output (preview
+    image and stats), which nbconvert's HTML keeps with widget state (next to the widget view) and
+    without it (alone)."""
     import nbformat
     from nbclient import NotebookClient
     from nbconvert import HTMLExporter
@@ -493,12 +495,19 @@ def test_static_html_export_shows_previews_and_stats(tmp_path: Path) -> None:
         nb, timeout=120, kernel_name="python3", resources={"metadata": {"path": str(tmp_path)}}
     ).execute()
     for cell in nb.cells:
-        (output,) = cell.outputs
-        assert {WIDGET_VIEW, "image/png", "text/html"} <= set(output["data"])
+        live, static = cell.outputs
+        assert set(live["data"]) == {WIDGET_VIEW, "text/plain"}
+        assert {"image/png", "text/html", "text/plain"} <= set(static["data"])
+        token = static["transient"]["display_id"] if "transient" in static else None
+        assert token is None or token in static["data"]["text/html"]
+        assert "rodin-nb-static-" in static["data"]["text/html"]
     assert "widgets" in nb.metadata  # live state saved: a widget front end shows the 3D view
+    with_state, _ = HTMLExporter().from_notebook_node(nb)
     config = Config()
     config.ClearMetadataPreprocessor.enabled = True  # drop widget state: what GitHub and offline HTML see
-    body, _ = HTMLExporter(config=config).from_notebook_node(nb)
-    assert body.count("data:image/png;base64,") >= 3  # one view + two grid cells
-    assert "4,212 triangles" in body and "48 triangles" in body
-    assert 'type="application/vnd.jupyter.widget-view+json"' not in body
+    without_state, _ = HTMLExporter(config=config).from_notebook_node(nb)
+    for body in (with_state, without_state):
+        assert body.count("data:image/png;base64,") >= 3  # one view + two grid cells
+        assert "4,212 triangles" in body and "48 triangles" in body
+    view_tag = '<script type="application/vnd.jupyter.widget-view+json">'
+    assert with_state.count(view_tag) == 2 and view_tag not in without_state

@@ -149,7 +149,7 @@ class _Thumbnails:
             if not path.is_file():
                 return _placeholder("preview file missing")
             data = base64.b64encode(path.read_bytes()).decode("ascii")
-            cached = f'<img src="data:image/png;base64,{data}" style="object-fit:contain"'
+            cached = f'<img src="data:image/png;base64,{data}" alt="preview" style="object-fit:contain"'
             with self._lock:
                 self._cache[key] = cached
                 while len(self._cache) > self.limit:

@@ -338,7 +338,44 @@ class GenerateForm:
         """The last run's 3D view (or its preview image when no view could be built); None before."""
         return self.card.result_view if self.card is not None else None
 
-    def _ipython_display_(self) -> None:
-        from IPython.display import display
+    def static_html(self) -> str:
+        """The form for pages without a widget front end (nbconvert HTML, GitHub): its values as a table,
+        then the last run's card (preview and stats) if it started one."""
+        cell = "text-align:left;vertical-align:top;padding:2px 12px 2px 0;border:none"
+        rows = []
+        for spec in self.schema.inputs:
+            control = self.fields[spec.name]
+            if spec.type in ("file", "file_array"):
+                value = f"{len(control.value)} image(s)" if control.value else ""
+            elif spec.name == "seed" and self.random_seed.value:
+                value = "random"
+            else:
+                value = str(control.value)
+            label = html.escape(spec.label or spec.name)
+            rows.append(
+                f"<tr style='background:transparent'><th style='{cell};font-weight:600'>{label}</th>"
+                f"<td style='{cell}'>{html.escape(value)}</td></tr>"
+            )
+        table = f'<table style="border-collapse:collapse;margin:0">{"".join(rows)}</table>'
+        result = self.card.static_html() if self.card is not None else ""
+        return (
+            f'<div style="text-align:left"><b>GenerateForm</b> <span style="color:{GREY};font-size:12px">'
+            f"(an interactive form: run the notebook to use it)</span>{table}{result}</div>"
+        )
 
-        display(self.widget)
+    def static_bundle(self) -> dict[str, Any]:
+        params = ", ".join(f"{k}={v!r}" for k, v in self.params().items() if k != "images")
+        return {"text/plain": f"GenerateForm({params})", "text/html": self.static_html()}
+
+    def _repr_mimebundle_(self, **kwargs: Any) -> Any:
+        """The live form and its static copy in one output (IPython in a kernel uses
+        ``_ipython_display_``: the form and a separate static output, :mod:`rodin_nb.statics`)."""
+        data = self.widget._repr_mimebundle_(**kwargs)
+        if isinstance(data, dict):
+            data.update(self.static_bundle())
+        return data
+
+    def _ipython_display_(self) -> None:
+        from .statics import show
+
+        show(self.widget, self.static_bundle, fallback=self._repr_mimebundle_)

@@ -368,6 +368,19 @@ class Run:
                 return bundle
         return {"text/plain": repr(self), "text/html": run_html(self, thumb=160)}
 
+    def _ipython_display_(self) -> None:
+        """In a Jupyter kernel: the live card and, as a separate output, its static copy (preview and
+        stats, kept up to date until the run ends: :mod:`rodin_nb.statics`). Elsewhere: the bundle."""
+        from IPython.display import display
+
+        from .progress import in_notebook
+
+        if in_notebook():
+            card = self.card()
+            card._ipython_display_()
+            return
+        display(self._repr_mimebundle_(), raw=True)
+
     def _repr_html_(self) -> str:
         """The static block (kept for code that asks for HTML directly)."""
         from .reprs import run_html

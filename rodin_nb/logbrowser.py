@@ -149,7 +149,7 @@ class _Thumbnails:
             if not path.is_file():
                 return _placeholder("preview file missing")
             data = base64.b64encode(path.read_bytes()).decode("ascii")
-            cached = f'<img src="data:image/png;base64,{data}" style="object-fit:contain"'
+            cached = f'<img src="data:image/png;base64,{data}" alt="preview" style="object-fit:contain"'
             with self._lock:
                 self._cache[key] = cached
                 while len(self._cache) > self.limit:
@@ -641,11 +641,20 @@ class LogBrowser:
     def __repr__(self) -> str:
         return f"LogBrowser({str(self.log.workspace)!r}: {self._summary()})"
 
+    def static_bundle(self) -> dict[str, Any]:
+        return {"text/plain": repr(self), "text/html": self.static_html()}
+
     def _repr_mimebundle_(self, **kwargs: Any) -> dict[str, Any]:
+        """The live browser and its static copy in one output (IPython in a kernel uses
+        ``_ipython_display_``: the browser and a separate static output, :mod:`rodin_nb.statics`)."""
         data = dict(self.widget._repr_mimebundle_(**kwargs) or {})
-        data["text/plain"] = repr(self)
-        data["text/html"] = self.static_html()
+        data.update(self.static_bundle())
         return data
+
+    def _ipython_display_(self) -> None:
+        from .statics import show
+
+        show(self.widget, self.static_bundle, fallback=self._repr_mimebundle_)
 
 
 def _caption(row: dict[str, Any]) -> str:

@@ -68,7 +68,7 @@ class SweepProgressWidget:
         self._min_interval_s = min_interval_s
         self._last = 0.0
         self._lock = threading.Lock()
-        self.handle: Any = None  # the display, re-sent with the final text once the sweep has ended
+        self.companion: Any = None  # the static copy shown with the widget (rodin_nb.statics)
         sweep.on_change(self._changed)
         self.refresh()
 
@@ -84,28 +84,43 @@ class SweepProgressWidget:
             self.bar.bar_style = "success" if self.sweep.done else ""
             self.label.value = progress_line(self.sweep)
 
+    def static_bundle(self) -> dict[str, Any]:
+        """The progress as text and HTML for pages with no widget front end (nbconvert HTML, GitHub)."""
+        line = progress_line(self.sweep)
+        fraction = self.sweep.progress().fraction
+        return {
+            "text/plain": line,
+            "text/html": (
+                f'<div style="text-align:left"><progress value="{fraction:.3f}" max="1" style="width:60%">'
+                f"</progress> <code>{html.escape(self.sweep.sweep_id)}</code><br>"
+                f"<code>{html.escape(line)}</code></div>"
+            ),
+        }
+
     def _repr_mimebundle_(self, **kwargs: Any) -> Any:
-        """The live widget, plus its state as text and HTML for pages with no widget front end
-        (nbconvert HTML, GitHub), which would otherwise show the widget's Python repr."""
+        """The live widget, plus its state as text and HTML (one output; IPython in a kernel uses
+        ``_ipython_display_``: the widget and a separate static output, see :mod:`rodin_nb.statics`)."""
         data = self.widget._repr_mimebundle_(**kwargs)
         if not isinstance(data, dict):
             return data
-        line = progress_line(self.sweep)
-        fraction = self.sweep.progress().fraction
-        data["text/plain"] = line
-        data["text/html"] = (
-            f'<div><progress value="{fraction:.3f}" max="1" style="width:60%"></progress> '
-            f"<code>{html.escape(self.sweep.sweep_id)}</code><br><code>{html.escape(line)}</code></div>"
-        )
+        data.update(self.static_bundle())
         return data
+
+    def _ipython_display_(self) -> None:
+        from .statics import show
+
+        self.companion = show(
+            self.widget, self.static_bundle, fallback=self._repr_mimebundle_, final=lambda: self.sweep.done
+        )
 
 
 def finish(view: Any) -> None:
-    """Re-send a notebook display with the final state, from the waiting (main) thread, so saved and
-    exported notebooks show how the sweep ended rather than how it started."""
-    if isinstance(view, SweepProgressWidget) and view.handle is not None:
+    """Publish the final state of a notebook display's static copy, from the waiting (main) thread, so
+    saved and exported notebooks show how the sweep ended rather than how it started."""
+    if isinstance(view, SweepProgressWidget):
         view.refresh()
-        view.handle.update(view)
+        if view.companion is not None:
+            view.companion.refresh()
 
 
 def watch(sweep: Sweep) -> Any:
@@ -114,7 +129,7 @@ def watch(sweep: Sweep) -> Any:
         from IPython.display import display
 
         view = SweepProgressWidget(sweep)
-        view.handle = display(view, display_id=True)
+        display(view)
         return view
     stream = sys.stderr
     tty = stream.isatty()

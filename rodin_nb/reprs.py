@@ -36,7 +36,8 @@ def _thumb(path: Path | None, size: int = 64) -> str:
         return ""
     data = base64.b64encode(path.read_bytes()).decode("ascii")
     return (
-        f'<img src="data:image/png;base64,{data}" width="{size}" height="{size}" style="object-fit:contain">'
+        f'<img src="data:image/png;base64,{data}" alt="preview" width="{size}" height="{size}" '
+        'style="object-fit:contain">'
     )
 
 

@@ -15,6 +15,7 @@ shows the preview image and mesh statistics instead.
 
 from __future__ import annotations
 
+import base64
 import html
 import threading
 from typing import TYPE_CHECKING, Any
@@ -55,6 +56,7 @@ class RunCard:
         self._closed = False
         self._result_started = False
         self.result_view: Any = None
+        self.companion: Any = None  # the static copy shown with the card (rodin_nb.statics)
         self.title = widgets.HTML(self._title_html())
         self.bar = widgets.FloatProgress(value=0.0, min=0.0, max=1.0, layout=widgets.Layout(width="320px"))
         self.percent = widgets.Label(value="0%", layout=widgets.Layout(width="48px"))
@@ -170,8 +172,17 @@ class RunCard:
         """The card for pages without a widget front end (nbconvert HTML, GitHub): preview + stats."""
         return run_html(self.run, thumb=160)
 
+    def static_bundle(self) -> dict[str, Any]:
+        """The run as HTML (preview, status, parameters, mesh stats), its preview PNG and its repr."""
+        data: dict[str, Any] = {"text/plain": repr(self.run), "text/html": self.static_html()}
+        preview = self.run.preview
+        if preview is not None and preview.is_file():
+            data["image/png"] = base64.b64encode(preview.read_bytes()).decode("ascii")
+        return data
+
     def _repr_mimebundle_(self, **kwargs: Any) -> Any:
-        """The live widget, plus the run as text and HTML for pages with no widget front end.
+        """The live widget, plus the run as text and HTML, in one output (IPython in a kernel uses
+        ``_ipython_display_`` instead: the widget and a separate static output).
 
         The static parts describe the run when it was displayed; the widget keeps following it.
         """
@@ -181,3 +192,14 @@ class RunCard:
         data["text/plain"] = repr(self.run)
         data["text/html"] = self.static_html()
         return data
+
+    def _ipython_display_(self) -> None:
+        """The live card and its static copy (:mod:`rodin_nb.statics`). The copy shows the run as it
+        is now and is published again, from the kernel's main thread, after each later cell until the
+        run has ended (and by ``scripts/run_notebook.py`` after the last cell), so a saved notebook
+        shows how the run ended."""
+        from .statics import show
+
+        self.companion = show(
+            self.widget, self.static_bundle, fallback=self._repr_mimebundle_, final=lambda: self.run.done
+        )

@@ -830,19 +830,31 @@ class SweepForm:
         cost = f"{self.estimate:g} CU" if self.estimate is not None else "unknown cost"
         return f"SweepForm: {len(self.sweep.requests)} runs planned, estimate {cost}"
 
-    def _repr_mimebundle_(self, **kwargs: Any) -> Any:
-        """The live widget, plus the plan and progress (or results) as HTML and text for exports."""
-        data = self.widget._repr_mimebundle_(**kwargs)
-        if not isinstance(data, dict):
-            return data
-        data["text/plain"] = self.summary()
+    def static_bundle(self) -> dict[str, Any]:
+        """The plan and progress (or results) as HTML and text, for pages with no widget front end."""
         parts = [f"<p><code>{html.escape(self.summary())}</code></p>"]
         if self.active is not None and self.active.runs:
             parts.append(f"<pre>{html.escape(self.active.table())}</pre>")
         elif self.sweep is not None:
             parts.append(self.plan_html(self.sweep))
-        data["text/html"] = "<div>" + "".join(parts) + "</div>"
+        return {
+            "text/plain": self.summary(),
+            "text/html": '<div style="text-align:left">' + "".join(parts) + "</div>",
+        }
+
+    def _repr_mimebundle_(self, **kwargs: Any) -> Any:
+        """The live widget, plus the plan and progress (or results) as HTML and text, in one output
+        (IPython in a kernel uses ``_ipython_display_``: the widget and a separate static output)."""
+        data = self.widget._repr_mimebundle_(**kwargs)
+        if not isinstance(data, dict):
+            return data
+        data.update(self.static_bundle())
         return data
+
+    def _ipython_display_(self) -> None:
+        from .statics import show
+
+        show(self.widget, self.static_bundle, fallback=self._repr_mimebundle_)
 
 
 def _is_list(value: Any, spec: InputSpec) -> bool:

@@ -110,3 +110,34 @@ def test_outside_a_kernel_no_widget_and_no_listener(client: rn.Client) -> None:
     assert not any(isinstance(getattr(f, "__self__", None), RunCard) for f in run._listeners)
     assert "<code>" in run._repr_html_()  # kept for code that asks for HTML directly
     run.wait(timeout=30)
+
+
+def test_the_cards_static_copy_is_published_again_until_the_run_ends(
+    client: rn.Client, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The static copy shows the run as displayed; after a later cell (the post_run_cell refresh) it
+    shows how the run ended, then it is no longer followed."""
+    import IPython.display
+
+    from rodin_nb import statics
+
+    shown: list[tuple[str, dict, str | None]] = []
+    monkeypatch.setattr(progress, "in_notebook", lambda: True)
+    monkeypatch.setattr(
+        IPython.display, "display", lambda d, raw=False, display_id=None: shown.append(("d", d, display_id))
+    )
+    monkeypatch.setattr(
+        IPython.display,
+        "update_display",
+        lambda d, raw=False, display_id=None: shown.append(("u", d, display_id)),
+    )
+    run = client.generate(prompt="a teapot", seed=16, quality="extra-low")
+    run._ipython_display_()
+    (_, live, _), (_, first, token) = shown
+    assert WIDGET_VIEW in live and "succeeded" not in first["text/html"]
+    run.wait(timeout=30)
+    assert statics.refresh() == 1  # what the hook does after the next cell
+    kind, last, same = shown[-1]
+    assert (kind, same) == ("u", token)
+    assert "succeeded" in last["text/html"] and "faces" in last["text/html"] and "image/png" in last
+    assert statics.refresh() == 0  # final: no longer followed

@@ -479,7 +479,9 @@ class TestSandboxResults:
 
 @pytest.mark.kernel
 def test_static_html_export_shows_previews_and_stats(tmp_path: Path) -> None:
-    """Executed in a real kernel, then exported to HTML without widget state: image and stats remain."""
+    """Executed in a real kernel: each display is the widget plus a separate static output (preview
+    image and stats), which nbconvert's HTML keeps with widget state (next to the widget view) and
+    without it (alone)."""
     import nbformat
     from nbclient import NotebookClient
     from nbconvert import HTMLExporter
@@ -493,12 +495,83 @@ def test_static_html_export_shows_previews_and_stats(tmp_path: Path) -> None:
         nb, timeout=120, kernel_name="python3", resources={"metadata": {"path": str(tmp_path)}}
     ).execute()
     for cell in nb.cells:
-        (output,) = cell.outputs
-        assert {WIDGET_VIEW, "image/png", "text/html"} <= set(output["data"])
+        live, static = cell.outputs
+        assert set(live["data"]) == {WIDGET_VIEW, "text/plain"}
+        assert {"image/png", "text/html", "text/plain"} <= set(static["data"])
+        token = static["transient"]["display_id"] if "transient" in static else None
+        assert token is None or token in static["data"]["text/html"]
+        assert "rodin-nb-static-" in static["data"]["text/html"]
     assert "widgets" in nb.metadata  # live state saved: a widget front end shows the 3D view
+    with_state, _ = HTMLExporter().from_notebook_node(nb)
     config = Config()
     config.ClearMetadataPreprocessor.enabled = True  # drop widget state: what GitHub and offline HTML see
-    body, _ = HTMLExporter(config=config).from_notebook_node(nb)
-    assert body.count("data:image/png;base64,") >= 3  # one view + two grid cells
-    assert "4,212 triangles" in body and "48 triangles" in body
-    assert 'type="application/vnd.jupyter.widget-view+json"' not in body
+    without_state, _ = HTMLExporter(config=config).from_notebook_node(nb)
+    for body in (with_state, without_state):
+        assert body.count("data:image/png;base64,") >= 3  # one view + two grid cells
+        assert "4,212 triangles" in body and "48 triangles" in body
+    view_tag = '<script type="application/vnd.jupyter.widget-view+json">'
+    assert with_state.count(view_tag) == 2 and view_tag not in without_state
+
+
+def _capture_displays(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, dict[str, Any], str | None]]:
+    """What ``rodin_nb.statics`` publishes, as (kind, bundle, display_id), with a kernel pretended."""
+    import IPython.display
+
+    from rodin_nb import progress
+
+    shown: list[tuple[str, dict[str, Any], str | None]] = []
+    monkeypatch.setattr(progress, "in_notebook", lambda: True)
+    monkeypatch.setattr(
+        IPython.display,
+        "display",
+        lambda data, raw=False, display_id=None: shown.append(("display", data, display_id)),
+    )
+    monkeypatch.setattr(
+        IPython.display,
+        "update_display",
+        lambda data, raw=False, display_id=None: shown.append(("update", data, display_id)),
+    )
+    return shown
+
+
+@pytest.mark.parametrize("paths", [["Duck.glb"], ["Duck.glb", "cubevc.glb"]])
+def test_display_is_the_widget_then_its_static_copy(
+    monkeypatch: pytest.MonkeyPatch, paths: list[str]
+) -> None:
+    """In a kernel: the widget view (empty text/plain), then a separate static output (an <img> per
+    model, the stats, a PNG) whose class the widget's hidden <style> hides where widgets render."""
+    shown = _capture_displays(monkeypatch)
+    targets = [FIXTURES / p for p in paths]
+    view = show(targets[0]) if len(targets) == 1 else compare(targets)
+    view._ipython_display_()
+    (_, live, _), (_, static, token) = shown
+    assert set(live) == {WIDGET_VIEW, "text/plain"} and live["text/plain"] == ""
+    assert token and token.startswith("rodin-nb-static-")
+    page = static["text/html"]
+    assert f'class="rodin-nb-static {token}"' in page
+    assert page.count("<img ") == len(paths) and "4,212 triangles" in page
+    assert "text-align:left" in page and "margin:0" in page  # pinned left: not centred, not pushed right
+    assert Image.open(io.BytesIO(base64.b64decode(static["image/png"]))).width > 0
+    # The hider lives inside the live widget (an HTML child of the box displayed).
+    from ipywidgets.widgets.widget import _instances  # Widget.widgets is deprecated in ipywidgets 8
+
+    box = _instances[live[WIDGET_VIEW]["model_id"]]
+    assert f".{token}{{display:none!important}}" in box.children[0].value
+    assert box.children[1] is view
+
+
+def test_static_false_and_outside_a_kernel_are_one_output(monkeypatch: pytest.MonkeyPatch) -> None:
+    import IPython.display
+
+    shown: list[dict[str, Any]] = []
+    monkeypatch.setattr(
+        IPython.display, "display", lambda data, raw=False, display_id=None: shown.append(data)
+    )
+    show(FIXTURES / "Duck.glb")._ipython_display_()  # not in a kernel: the whole bundle, once
+    (bundle,) = shown
+    assert {WIDGET_VIEW, "text/html", "image/png"} <= set(bundle)
+    shown.clear()
+    monkeypatch.setattr("rodin_nb.progress.in_notebook", lambda: True)
+    show(FIXTURES / "Duck.glb", static=False)._ipython_display_()
+    (bundle,) = shown
+    assert WIDGET_VIEW in bundle and "text/html" not in bundle

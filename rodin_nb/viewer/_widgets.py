@@ -49,6 +49,13 @@ LABEL_PARAMS = ("seed", "tier", "quality", "material", "useHyper", "TAPose", "co
 
 DEFAULT_MAX_LIVE = 6
 
+# The static table's inline styles: notebook CSS centres tables, right-aligns and stripes their cells.
+_TABLE = "border-collapse:collapse;margin:0;table-layout:auto;width:auto"
+_TR = "background:transparent"
+_TD = "text-align:left;vertical-align:top;padding:4px 8px 4px 0;border:none"
+_STATS = "font-size:12px;color:#57606a;text-align:left"
+_TH = "text-align:left;vertical-align:top;padding:4px 8px 4px 0;border:none;font-weight:600"
+
 
 # --------------------------------------------------------------------------- items
 
@@ -581,54 +588,85 @@ class Grid(w.VBox):
     # --- static fallback -------------------------------------------------------------------------
 
     def _repr_mimebundle_(self, **kwargs: Any) -> Any:
+        """One output holding everything: the widget view, ``text/html`` and ``image/png``.
+
+        IPython in a kernel uses ``_ipython_display_`` instead (the widget and a separate static
+        output, see :mod:`rodin_nb.statics`); this bundle is for other callers.
+        """
         data = super()._repr_mimebundle_(**kwargs)
         if not self._static or not isinstance(data, dict):
             return data
-        data["text/html"] = self.static_html()
+        data.update(self.static_bundle())
+        return data
+
+    def _ipython_display_(self) -> None:
+        from ..statics import show
+
+        show(self, self.static_bundle if self._static else None, fallback=self._repr_mimebundle_)
+
+    def static_bundle(self) -> dict[str, Any]:
+        """The display without a widget front end: ``text/html`` (previews, labels, stats for every
+        cell), ``image/png`` (the preview, or a contact sheet for grids) and ``text/plain``."""
+        data: dict[str, Any] = {"text/html": self.static_html(), "text/plain": self._static_text()}
         sheet = self.static_png()
         if sheet is not None:
             data["image/png"] = base64.b64encode(sheet).decode("ascii")
         return data
 
+    def _static_text(self) -> str:
+        kind = "3D view" if len(self._items) == 1 else f"comparison grid of {len(self._items)} models"
+        return f"rodin_nb {kind}: " + "; ".join(item.label for item in self._items)
+
     def _preview_size(self) -> int:
         return 200 if len(self._items) > 1 else 320
 
     def static_html(self) -> str:
-        """The display without a widget front end: a table of preview images, labels and stats."""
+        """The display without a widget front end: preview images, labels and stats (a table for grids).
+
+        Inline styles pin everything to the left: notebook front ends centre tables and right-align
+        their cells (JupyterLab's and nbconvert's CSS), which pushed the previews away from their titles.
+        Front ends that strip styles (GitHub) still get a plain table.
+        """
         size = self._preview_size()
+        note = (
+            '<div style="font-size:11px;color:#6e7781;margin-top:4px">static preview: run the notebook with '
+            "ipywidgets and pythreejs for the interactive 3D view</div>"
+        )
+        if len(self._items) == 1 and self._layout.rows == 1 and self._layout.cols == 1:
+            return f'<div style="text-align:left">{self._static_cell(self._items[0], size)}</div>{note}'
         layout = self._layout
+        th = f"<th style='{_TH}'>"
         head = ""
         if layout.col_headers:
-            corner = "<th></th>" if layout.row_headers else ""
+            corner = f"{th}</th>" if layout.row_headers else ""
             head = (
-                "<tr>" + corner + "".join(f"<th>{html.escape(h)}</th>" for h in layout.col_headers) + "</tr>"
+                "<tr>" + corner + "".join(f"{th}{html.escape(h)}</th>" for h in layout.col_headers) + "</tr>"
             )
         rows = []
         for r, row in enumerate(layout.table):
-            cells = [f"<th>{html.escape(layout.row_headers[r])}</th>"] if layout.row_headers else []
+            cells = [f"{th}{html.escape(layout.row_headers[r])}</th>"] if layout.row_headers else []
             for c, index in enumerate(row):
                 if index is None:
                     where = _where(layout, r, c)
-                    cells.append(f"<td><i>{html.escape('no run for ' + where if where else '')}</i></td>")
+                    cells.append(
+                        f"<td style='{_TD}'><i>{html.escape('no run for ' + where if where else '')}</i></td>"
+                    )
                     continue
-                cells.append(
-                    f"<td style='vertical-align:top'>{self._static_cell(self._items[index], size)}</td>"
-                )
-            rows.append("<tr>" + "".join(cells) + "</tr>")
+                cells.append(f"<td style='{_TD}'>{self._static_cell(self._items[index], size)}</td>")
+            rows.append(f"<tr style='{_TR}'>" + "".join(cells) + "</tr>")
         return (
-            '<table class="rodin-nb-static" style="border-collapse:collapse">'
+            f'<table class="rodin-nb-static-grid" style="{_TABLE}">'
             + head
             + "".join(rows)
             + "</table>"
-            '<div style="font-size:11px;color:#6e7781">static preview: run the notebook with ipywidgets and '
-            "pythreejs for the interactive 3D view</div>"
+            + note
         )
 
     def _static_cell(self, item: _Item, size: int) -> str:
         png = item.preview(size)
         img = (
             f'<img src="data:image/png;base64,{base64.b64encode(png).decode("ascii")}" width="{size}" '
-            f'height="{size}" alt="{html.escape(item.label)}">'
+            f'height="{size}" alt="{html.escape(item.label)}" style="display:block;margin:0">'
             if png
             else ""
         )
@@ -639,8 +677,8 @@ class Grid(w.VBox):
             stats = ""
         text = html.escape(stats or item.error or "")
         return (
-            f"<div><b>{html.escape(item.label)}</b></div>{img}"
-            f'<div style="font-size:12px;color:#57606a;max-width:{max(size, 320)}px">{text}</div>'
+            f'<div style="font-weight:600;text-align:left">{html.escape(item.label)}</div>{img}'
+            f'<div style="{_STATS};max-width:{max(size, 320)}px">{text}</div>'
         )
 
     def static_png(self) -> bytes | None:

@@ -61,7 +61,10 @@ def main() -> None:
     if not args.no_timing:
         print(f"{'noun':8} {'tier':8} {'quality':9} {'seconds':>8} {'triangles':>10}")
         for noun in ("chair", "teapot", "gem"):
-            for tier, quality in [("Sketch", "medium"), *[("Regular", q) for q in ("high", "medium", "low", "extra-low")]]:
+            for tier, quality in [
+                ("Sketch", "medium"),
+                *[("Regular", q) for q in ("high", "medium", "low", "extra-low")],
+            ]:
                 s, faces = timing(noun, tier, quality)
                 print(f"{noun:8} {tier:8} {quality:9} {s:8.3f} {faces:10,}")
     sheet(args.sheet, args.seed, args.cell)

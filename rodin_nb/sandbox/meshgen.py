@@ -151,7 +151,7 @@ def _shape_for(params: dict[str, Any]) -> _Shape:
     )
 
 
-def _noise(shape: _Shape, d: F64, octave: float = 1.0) -> F64:
+def _noise(shape: _Shape, d: NDArray[np.floating[Any]], octave: float = 1.0) -> F64:
     """Smooth noise on the unit sphere: a sum of seeded plane waves, roughly in [-1, 1]."""
     dt = d.dtype  # textures pass float32 directions: half the cost, no visible difference
     proj = d @ shape.waves.T.astype(dt)  # (n, k)
@@ -365,7 +365,12 @@ def _write_glb(
         g32 = np.ascontiguousarray(tangent, dtype="<f4")
         attributes["TANGENT"] = len(accessors)
         accessors.append(
-            {"bufferView": add_view(g32.tobytes(), 34962), "componentType": 5126, "count": len(g32), "type": "VEC4"}
+            {
+                "bufferView": add_view(g32.tobytes(), 34962),
+                "componentType": 5126,
+                "count": len(g32),
+                "type": "VEC4",
+            }
         )
     image_entries = [{"bufferView": add_view(png, None), "mimeType": "image/png"} for png in images]
     pbr_block: dict[str, Any] = {"baseColorTexture": {"index": 0}}
@@ -446,7 +451,7 @@ def make_glb(params: dict[str, Any]) -> bytes:
     pos, normals, uv, faces = _build_mesh(shape, SKETCH_GRID if tier == "Sketch" else QUALITY_GRID[quality])
     images = _textures(shape, TEXTURE_SIZE[tier], pbr)
     tangent = tangents(pos, normals, uv, faces) if pbr else None
-    return _write_glb(pos, normals, uv, faces, images, f"rodin-sandbox-{shape.family}", pbr, tangent)
+    return _write_glb(pos, normals, uv, faces, images, f"rodin-sandbox-shape-{shape.family}", pbr, tangent)
 
 
 def _object_glb(params: dict[str, Any], noun: str, quality: str, tier: str, pbr: bool) -> bytes:

@@ -13,11 +13,11 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
-from numpy.typing import NDArray
 
 from .parts import F64, Island, Part, Placement, box, revolve, tube
 
@@ -76,7 +76,9 @@ class Builder:
         bevel = kw.pop("bevel", self.bevel)
         self.parts.append(box(size, place, slot, bevel=bevel if self.detail else 0.0, **kw))  # type: ignore[arg-type]
 
-    def revolve(self, profile: list[tuple[float, float]] | F64, place: Placement, slot: int, **kw: float) -> None:
+    def revolve(
+        self, profile: list[tuple[float, float]] | F64, place: Placement, slot: int, **kw: float
+    ) -> None:
         bevel = kw.pop("bevel", self.bevel)
         self.parts.append(
             revolve(profile, place, slot, bevel=bevel if self.detail else 0.0, min_around=self.around, **kw)  # type: ignore[arg-type]
@@ -90,7 +92,8 @@ class Builder:
         a = np.linspace(-math.pi / 2, math.pi / 2, 17)
         self.revolve(np.stack([r * np.cos(a), r * squash * np.sin(a)], axis=1), place, slot, **kw)
 
-    def rod(self, points: list[tuple[float, float, float]] | F64, r: float, slot: int) -> None:
+    def rod(self, points: Sequence[Any] | F64, r: float, slot: int) -> None:
+        """A round bar through ``points`` (two points: a straight one)."""
         pts = np.asarray(points, dtype=np.float64)
         if len(pts) == 2:
             pts = pts[0] + np.linspace(0.0, 1.0, 4)[:, None] * (pts[1] - pts[0])
@@ -203,15 +206,17 @@ def _arc_leg(angle: float, reach: float) -> F64:
 
 
 def _lamp(b: Builder) -> None:
-    metal = b.style(b.pick([(0.75, 0.55, 0.25), (0.6, 0.6, 0.62), (0.05, 0.05, 0.05)]), "metal", rough=0.3, metal=0.9)
+    metal = b.style(
+        b.pick([(0.75, 0.55, 0.25), (0.6, 0.6, 0.62), (0.05, 0.05, 0.05)]), "metal", rough=0.3, metal=0.9
+    )
     shade = b.style(b.pick([(0.85, 0.80, 0.65), (0.70, 0.20, 0.10), (0.20, 0.35, 0.30)]), "fabric", rough=0.9)
     base_r, stem_h, bulge = b.u(0.12, 0.18), b.u(0.35, 0.55), b.u(0.05, 0.10)
     top, bot, sh_h = b.u(0.08, 0.16), b.u(0.18, 0.28), b.u(0.22, 0.32)
     if b.detail:
         b.revolve(_curve([(0.0, 0.0), (base_r, 0.0), (base_r, 0.025), (base_r * 0.5, 0.06), (0.02, 0.08),
                           (0.0, 0.08)], 5), at(0, 0, 0), metal, bevel=0.006)  # fmt: skip
-        b.revolve(_curve([(0.0, 0.0), (0.02, 0.0), (bulge, stem_h * 0.35), (0.015, stem_h * 0.8), (0.012, stem_h),
-                          (0.0, stem_h)], 6), at(0, 0.06, 0), metal, bevel=0.003)  # fmt: skip
+        stem = [(0.0, 0.0), (0.02, 0.0), (bulge, stem_h * 0.35), (0.015, stem_h * 0.8), (0.012, stem_h)]
+        b.revolve(_curve([*stem, (0.0, stem_h)], 6), at(0, 0.06, 0), metal, bevel=0.003)
     else:
         b.cylinder(base_r, 0.04, at(0, 0, 0), metal)
         b.cylinder(0.015, stem_h, at(0, 0.04, 0), metal)
@@ -297,8 +302,8 @@ def _robot(b: Builder) -> None:
         b.rod([sh, (sh + hand) / 2 + [sx * 0.05, 0, 0], hand], 0.04, dark)
         if b.detail:
             b.sphere(0.07, at(*sh), body)  # shoulder joint
-            b.box((0.03, 0.09, 0.05), at(*(hand + [0, -0.06, 0.03])), body)  # claw fingers
-            b.box((0.03, 0.09, 0.05), at(*(hand + [0, -0.06, -0.03])), body)
+            b.box((0.03, 0.09, 0.05), at(*(hand + np.array([0, -0.06, 0.03]))), body)  # claw fingers
+            b.box((0.03, 0.09, 0.05), at(*(hand + np.array([0, -0.06, -0.03]))), body)
         else:
             b.sphere(0.06, at(*hand), body)
     b.rod([(0, hy + hs / 2, 0), (0, hy + hs / 2 + 0.12, 0)], 0.012, dark)  # antenna
@@ -404,7 +409,9 @@ def _car(b: Builder) -> None:
             if b.detail:
                 hub = b.style((0.8, 0.8, 0.82), "metal", rough=0.2, metal=1.0)
                 hp = at(sx * ln * 0.32, wr, sz * (wd / 2 + 0.02), rot_x=math.pi / 2)
-                b.revolve([(0.0, -0.02), (wr * 0.6, -0.02), (wr * 0.5, 0.015), (0.0, 0.03)], hp, hub, bevel=0.01)
+                b.revolve(
+                    [(0.0, -0.02), (wr * 0.6, -0.02), (wr * 0.5, 0.015), (0.0, 0.03)], hp, hub, bevel=0.01
+                )
     if b.detail:
         light = b.style((1.0, 0.95, 0.7), "plain", rough=0.1)
         rear = b.style((0.8, 0.02, 0.02), "plain", rough=0.2)
@@ -439,7 +446,9 @@ def _bottle(b: Builder) -> None:
     ctrl = [(r, 0.0), (r, h * 0.6), (neck, h * 0.8), (neck, h)]
     outer = _curve(ctrl, 10 if b.detail else 2)
     b.revolve(np.concatenate([[[0.0, 0.0]], outer, [[0.0, h]]]), at(0, 0, 0), glass)
-    cap = b.style(b.pick([(0.7, 0.6, 0.2), (0.6, 0.02, 0.02), (0.8, 0.8, 0.8)]), "metal", rough=0.3, metal=0.8)
+    cap = b.style(
+        b.pick([(0.7, 0.6, 0.2), (0.6, 0.02, 0.02), (0.8, 0.8, 0.8)]), "metal", rough=0.3, metal=0.8
+    )
     b.cylinder(neck * 1.15, 0.06, at(0, h - 0.04, 0), cap)
     if b.detail:
         label = b.style((0.85, 0.82, 0.7), "plain", rough=0.7)
@@ -457,8 +466,8 @@ def _rocket(b: Builder) -> None:
     n = int(b.rng.integers(3, 5))
     for i in range(n):
         a = 2 * math.pi * i / n
-        b.box((0.03, 0.35, r * 1.3), at(math.cos(a) * r * 1.3, 0.28, math.sin(a) * r * 1.3, rot_y=-a + math.pi / 2),
-              trim, taper=0.5, taper_x=False)  # fmt: skip
+        fin = at(math.cos(a) * r * 1.3, 0.28, math.sin(a) * r * 1.3, rot_y=-a + math.pi / 2)
+        b.box((0.03, 0.35, r * 1.3), fin, trim, taper=0.5, taper_x=False)
     if b.detail:
         glass = b.style((0.1, 0.2, 0.35), "plain", rough=0.05, metal=0.3)
         for k in range(int(b.rng.integers(1, 4))):

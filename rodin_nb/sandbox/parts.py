@@ -47,14 +47,16 @@ class Placement:
     """A rigid placement with per-axis scale: ``world = R @ (scale * local) + t``."""
 
     t: tuple[float, float, float] = (0.0, 0.0, 0.0)
-    r: tuple[tuple[float, float, float], ...] = ((1.0, 0.0, 0.0), (0.0, 1.0, 0.0), (0.0, 0.0, 1.0))
+    r: tuple[tuple[float, float, float], ...] = ((1.0, 0.0, 0.0), (0.0, 1.0, 0.0), (0.0, 0.0, 1.0))  # rows
 
     def apply(self, p: F64) -> F64:
         out: F64 = p @ np.asarray(self.r).T + np.asarray(self.t)
         return out
 
     @staticmethod
-    def at(x: float, y: float, z: float, rot_x: float = 0.0, rot_y: float = 0.0, rot_z: float = 0.0) -> Placement:
+    def at(
+        x: float, y: float, z: float, rot_x: float = 0.0, rot_y: float = 0.0, rot_z: float = 0.0
+    ) -> Placement:
         """Translate to (x, y, z) after rotating (radians) about X, then Y, then Z."""
         cx, sx = math.cos(rot_x), math.sin(rot_x)
         cy, sy = math.cos(rot_y), math.sin(rot_y)
@@ -63,7 +65,8 @@ class Placement:
         ry = np.array([[cy, 0, sy], [0, 1, 0], [-sy, 0, cy]])
         rz = np.array([[cz, -sz, 0], [sz, cz, 0], [0, 0, 1]])
         m = rz @ ry @ rx
-        return Placement((x, y, z), tuple(tuple(float(v) for v in row) for row in m))
+        rows = tuple((float(a), float(b), float(c)) for a, b, c in m)
+        return Placement((x, y, z), rows)
 
 
 @dataclass(frozen=True)
@@ -232,6 +235,8 @@ def box(
     patches: list[Patch] = []
     axis_of = {0: 0, 1: 1, 2: 2}
     for ua, va, nrm in _BOX_FACES:
+        if taper == 0.0 and nrm[1] == 1:
+            continue  # a prism: the top face is the ridge line, the sloped faces meet there
         uax = int(np.argmax(np.abs(ua)))
         vax = int(np.argmax(np.abs(va)))
         nax = int(np.argmax(np.abs(nrm)))
@@ -270,8 +275,8 @@ def box(
 
 
 def tube(
-    points: Sequence[Sequence[float]],
-    radii: Sequence[float] | float,
+    points: Sequence[Sequence[float]] | F64,
+    radii: Sequence[float] | float | F64,
     place: Placement,
     slot: int,
     *,
@@ -477,9 +482,9 @@ def welded_normals(pos: F64, faces: NDArray[np.uint32], weld: NDArray[np.int64])
     fn = np.cross(tri[:, 1] - tri[:, 0], tri[:, 2] - tri[:, 0])
     welded = inverse[faces]
     m = int(inverse.max()) + 1
-    acc = np.stack(
+    acc: F64 = np.stack(
         [np.bincount(welded.ravel(), weights=np.repeat(fn[:, c], 3), minlength=m) for c in range(3)], axis=1
-    )
+    ).astype(np.float64)
     acc /= np.maximum(np.linalg.norm(acc, axis=1, keepdims=True), 1e-12)
     out: F64 = acc[inverse]
     return out
@@ -506,8 +511,9 @@ def tangents(pos: F64, normals: F64, uv: F64, faces: NDArray[np.uint32]) -> F64:
     tt = acc_u - normals * np.einsum("ij,ij->i", acc_u, normals)[:, None]
     norm = np.linalg.norm(tt, axis=1)
     # Where u has no direction (a pole), any unit vector perpendicular to the normal will do.
-    fallback = np.cross(normals, np.where(np.abs(normals[:, :1]) < 0.9, [[1.0, 0, 0]], [[0, 1.0, 0]]))
-    tt = np.where((norm > 1e-9)[:, None], tt / np.maximum(norm, 1e-12)[:, None], fallback)
+    axis = np.where(np.abs(normals[:, :1]) < 0.9, np.array([[1.0, 0.0, 0.0]]), np.array([[0.0, 1.0, 0.0]]))
+    fallback: F64 = np.cross(normals, axis).astype(np.float64)
+    tt = np.where((norm > 1e-9)[:, None], tt / np.maximum(norm, 1e-12)[:, None], fallback).astype(np.float64)
     tt /= np.maximum(np.linalg.norm(tt, axis=1, keepdims=True), 1e-12)
     w = np.where(np.einsum("ij,ij->i", np.cross(normals, tt), -acc_v) < 0, -1.0, 1.0)
     out: F64 = np.concatenate([tt, w[:, None]], axis=1)

@@ -1,16 +1,25 @@
 """Procedural stand-ins for Rodin's results: deterministic textured GLB meshes and preview PNGs.
 
-The sandbox must return *plausible* results, not good ones: a real GLB that viewers, trimesh and the
-client's integrity checks accept, whose triangle count follows ``quality``, whose materials follow
-``material``, and which is byte-identical for an identical request. Every random choice therefore comes
-from a hash of the canonical JSON of the (normalised) request, never from global state, and the file is
-written by hand (:func:`_write_glb`) so no library version can reorder or re-encode anything.
+The sandbox must return *plausible* results: a real GLB that viewers, trimesh, the Khronos
+glTF-Validator (0 errors, 0 warnings) and the client's integrity checks accept, which looks like what
+the prompt names, whose size follows ``tier`` and ``quality``, whose materials follow ``material``, and
+which is byte-identical for an identical request. Every random choice therefore comes from a hash of the
+canonical JSON of the (normalised) request, never from global state, and the file is written by hand
+(:func:`_write_glb`) so no library version can reorder or re-encode anything.
 
-Shape: a cube-sphere (six gridded faces pushed onto a sphere) reshaped as a superquadric, stretched,
-and displaced radially by seeded low-frequency noise. The *family* (blob, crate, vase, gem, slab, urchin)
-comes from the prompt, so one prompt keeps its character across seeds while each seed gets its own
-shape. Textures are evaluated on the sphere direction of each texel, so they are seamless across the
-cube-face atlas. Everything is vectorised numpy; there is no per-vertex Python loop.
+Shape: the first vocabulary noun in the prompt (:mod:`.objects`: chair, table, lamp, vase, teapot, mug,
+robot, tree, house, car, stool, bottle, rocket) picks a composition of parametric parts
+(:mod:`.parts`); its design (proportions, counts, colours) comes from the prompt, seed and images, so
+one seed gives the same object in both tiers and at every quality. Any other prompt, and image-only
+requests, get the fallback: a cube-sphere reshaped as a superquadric and displaced by seeded noise.
+
+Faces are **triangles** (what a GLB holds, what ``asset.properties.faceCount`` and the run log's
+``faces`` count). The schema's face counts (high ~50k, medium ~18k, low ~8k, extra-low ~4k) are Rodin's
+Quad-mode faces, so Regular results have about two triangles per quad: ~100k / 36k / 16k / 8k. Sketch is
+"basic geometry and texture" and a triangle mesh at the medium it forces: ~18k triangles (the schema's
+medium count, as triangles), sharp edges, flat colours and 256 px textures; Regular adds the finer
+parts, rounded bevels, patterned 512 px textures and a normal map (with tangents). Textures are powers
+of two. Everything is vectorised numpy; there is no per-vertex or per-texel Python loop.
 """
 
 from __future__ import annotations
@@ -27,16 +36,21 @@ import numpy as np
 from numpy.typing import NDArray
 
 from ..rules import canonical_json, effective_quality, uses_hyper
+from .objects import Noise, atlas_textures, compose, noun_of
+from .parts import allocate, build, pack_atlas, patch_lengths, tangents, welded_normals
 
-__all__ = ["QUALITY_GRID", "make_glb", "make_preview", "triangle_count"]
+__all__ = ["QUALITY_GRID", "TEXTURE_SIZE", "make_glb", "make_preview", "triangle_count"]
 
 F64 = NDArray[np.float64]
 
-#: Cube-sphere grid size per face for each quality: 12 * n**2 triangles, about twice Rodin's
-#: documented (quad) face counts: high ~100k, medium ~36k, low ~16k, extra-low ~8k.
+#: Regular: the fallback's cube-sphere grid size per face for each quality: 12 * n**2 triangles, about
+#: twice Rodin's documented (Quad-mode) face counts: high ~100k, medium ~36k, low ~16k, extra-low ~8k.
 QUALITY_GRID: dict[str, int] = {"high": 91, "medium": 55, "low": 37, "extra-low": 26}
+#: Sketch (always medium): ~18k triangles, the schema's medium face count as triangles.
+SKETCH_GRID = 39
 
-_TEXTURE_SIZE = {"high": 512, "medium": 384, "low": 256, "extra-low": 256}
+#: Texture edge in pixels per tier (powers of two: WebGL 1 and three.js want them).
+TEXTURE_SIZE: dict[str, int] = {"Regular": 512, "Sketch": 256}
 
 # (outward normal, u axis, v axis) of each cube face; the atlas puts face k in column k % 3, row k // 3.
 _FACES = np.array(
@@ -55,10 +69,15 @@ _ATLAS_PAD = 0.02  # fraction of a cell kept empty around each island so bilinea
 _FAMILIES = ("blob", "crate", "vase", "gem", "slab", "urchin")
 
 
-def triangle_count(quality: str) -> int:
-    """Triangles :func:`make_glb` produces for ``quality`` (Sketch callers pass ``medium``)."""
-    n = QUALITY_GRID[quality]
+def triangle_count(quality: str, tier: str = "Regular") -> int:
+    """Triangles a result has for ``quality`` and ``tier``: exact for the fallback shape, the target
+    (within a few percent) for vocabulary objects. Sketch ignores ``quality`` (Rodin forces medium)."""
+    n = SKETCH_GRID if tier == "Sketch" else QUALITY_GRID[quality]
     return 12 * n * n
+
+
+def _tier(params: dict[str, Any]) -> str:
+    return "Sketch" if params.get("tier") == "Sketch" else "Regular"
 
 
 def _rng(key: str, stream: str) -> np.random.Generator:
@@ -132,13 +151,14 @@ def _shape_for(params: dict[str, Any]) -> _Shape:
     )
 
 
-def _noise(shape: _Shape, d: F64, octave: float = 1.0) -> F64:
+def _noise(shape: _Shape, d: NDArray[np.floating[Any]], octave: float = 1.0) -> F64:
     """Smooth noise on the unit sphere: a sum of seeded plane waves, roughly in [-1, 1]."""
-    proj = d @ shape.waves.T  # (n, k)
-    val = np.sin(proj * (shape.freqs * octave) + shape.phases)
+    dt = d.dtype  # textures pass float32 directions: half the cost, no visible difference
+    proj = d @ shape.waves.T.astype(dt)  # (n, k)
+    val = np.sin(proj * (shape.freqs * octave).astype(dt) + shape.phases.astype(dt))
     if shape.spiky:
         val = 1.0 - 2.0 * np.abs(val)
-    out: F64 = (val * shape.amps).sum(axis=1) / max(float(shape.amps.sum()), 1e-9)
+    out: F64 = (val @ shape.amps.astype(dt)) / max(float(shape.amps.sum()), 1e-9)
     return out
 
 
@@ -204,19 +224,7 @@ def _build_mesh(shape: _Shape, n: int) -> tuple[F64, F64, F64, NDArray[np.uint32
 
 def _welded_normals(pos: F64, faces: NDArray[np.uint32]) -> F64:
     """Smooth vertex normals computed as if the seams were welded, so cube-face edges do not show."""
-    key = np.round(pos * 1e6).astype(np.int64)
-    _, inverse = np.unique(key, axis=0, return_inverse=True)
-    inverse = inverse.ravel()
-    tri = pos[faces]
-    fn = np.cross(tri[:, 1] - tri[:, 0], tri[:, 2] - tri[:, 0])  # area-weighted
-    welded = inverse[faces]
-    m = int(inverse.max()) + 1
-    acc: F64 = np.stack(
-        [np.bincount(welded.ravel(), weights=np.repeat(fn[:, c], 3), minlength=m) for c in range(3)], axis=1
-    ).astype(np.float64)
-    acc /= np.maximum(np.linalg.norm(acc, axis=1, keepdims=True), 1e-12)
-    out: F64 = acc[inverse]
-    return out
+    return welded_normals(pos, faces, np.zeros(len(pos), dtype=np.int64))
 
 
 def _texel_directions(size: int) -> tuple[F64, NDArray[np.intp]]:
@@ -234,7 +242,8 @@ def _texel_directions(size: int) -> tuple[F64, NDArray[np.intp]]:
 
 def _textures(shape: _Shape, size: int, pbr: bool) -> list[bytes]:
     """PNG bytes of base colour (+ metallic-roughness and normal maps when ``pbr``)."""
-    d, _ = _texel_directions(size)
+    d64, _ = _texel_directions(size)
+    d = d64.astype(np.float32)
     pattern = _noise(shape, d, octave=2.3)
     bands = np.sin(d[:, 1] * 9.0 + pattern * 3.0)
     w1 = np.clip(0.5 + 0.5 * pattern, 0, 1)[:, None]
@@ -258,7 +267,7 @@ def _textures(shape: _Shape, size: int, pbr: bool) -> list[bytes]:
         h = height.reshape(size, size)
         gy, gx = np.gradient(h)
         strength = 6.0 * shape.detail
-        nrm = np.stack([-gx * strength, -gy * strength, np.ones_like(h)], axis=-1)
+        nrm = np.stack([-gx * strength, gy * strength, np.ones_like(h)], axis=-1)  # +Y = image up
         nrm /= np.linalg.norm(nrm, axis=-1, keepdims=True)
         images.append(_png(_to8(nrm * 0.5 + 0.5)))
     return images
@@ -288,9 +297,20 @@ def _pad4(b: bytes, fill: bytes = b"\x00") -> bytes:
 
 
 def _write_glb(
-    pos: F64, normals: F64, uv: F64, faces: NDArray[np.uint32], images: list[bytes], name: str, pbr: bool
+    pos: F64,
+    normals: F64,
+    uv: F64,
+    faces: NDArray[np.uint32],
+    images: list[bytes],
+    name: str,
+    pbr: bool,
+    tangent: F64 | None = None,
 ) -> bytes:
-    """A glTF 2.0 binary with one mesh, one metallic-roughness material and embedded PNG textures."""
+    """A glTF 2.0 binary with one mesh, one metallic-roughness material and embedded PNG textures.
+
+    ``pbr`` adds the metallic-roughness and normal maps; a normal map needs ``tangent`` (glTF TANGENT,
+    xyz + handedness w), so no viewer has to generate a tangent space of its own.
+    """
     blobs: list[bytes] = []
     views: list[dict[str, Any]] = []
     offset = 0
@@ -338,6 +358,20 @@ def _write_glb(
             "type": "SCALAR",
         },
     ]
+    attributes = {"POSITION": 0, "NORMAL": 1, "TEXCOORD_0": 2}
+    if pbr:
+        if tangent is None:
+            raise ValueError("a normal map needs tangents")
+        g32 = np.ascontiguousarray(tangent, dtype="<f4")
+        attributes["TANGENT"] = len(accessors)
+        accessors.append(
+            {
+                "bufferView": add_view(g32.tobytes(), 34962),
+                "componentType": 5126,
+                "count": len(g32),
+                "type": "VEC4",
+            }
+        )
     image_entries = [{"bufferView": add_view(png, None), "mimeType": "image/png"} for png in images]
     pbr_block: dict[str, Any] = {"baseColorTexture": {"index": 0}}
     material: dict[str, Any] = {"name": f"{name}-material", "pbrMetallicRoughness": pbr_block}
@@ -359,7 +393,7 @@ def _write_glb(
                 "name": name,
                 "primitives": [
                     {
-                        "attributes": {"POSITION": 0, "NORMAL": 1, "TEXCOORD_0": 2},
+                        "attributes": attributes,
                         "indices": 3,
                         "material": 0,
                         "mode": 4,
@@ -397,20 +431,66 @@ def make_glb(params: dict[str, Any]) -> bytes:
     params:
         The request inputs (wire names). The caller should fill in defaults and resolve the seed
         first so that equivalent requests share one key; ``images`` may hold content digests.
-        ``quality`` picks the triangle count (Sketch forces ``medium``); ``material`` ``PBR`` adds
-        metallic-roughness and normal textures, ``Shaded`` bakes lighting into the base colour.
+        The prompt's first vocabulary noun picks the object (else the fallback shape); ``tier`` and
+        ``quality`` pick the detail, triangle count and texture size (Sketch forces ``medium``);
+        ``material`` ``PBR`` adds metallic-roughness and normal textures, ``Shaded`` bakes lighting
+        into the base colour.
 
     Returns
     -------
     bytes
         GLB bytes; identical ``params`` give identical bytes.
     """
-    shape = _shape_for(params)
     quality = _effective_quality(params)
+    tier = _tier(params)
     pbr = str(params.get("material", "PBR")) != "Shaded"
-    pos, normals, uv, faces = _build_mesh(shape, QUALITY_GRID[quality])
-    images = _textures(shape, _TEXTURE_SIZE[quality], pbr)
-    return _write_glb(pos, normals, uv, faces, images, f"rodin-sandbox-{shape.family}", pbr)
+    noun = noun_of(str(params.get("prompt") or ""))
+    if noun is not None:
+        return _object_glb(params, noun, quality, tier, pbr)
+    shape = _shape_for(params)
+    pos, normals, uv, faces = _build_mesh(shape, SKETCH_GRID if tier == "Sketch" else QUALITY_GRID[quality])
+    images = _textures(shape, TEXTURE_SIZE[tier], pbr)
+    tangent = tangents(pos, normals, uv, faces) if pbr else None
+    return _write_glb(pos, normals, uv, faces, images, f"rodin-sandbox-shape-{shape.family}", pbr, tangent)
+
+
+def _object_glb(params: dict[str, Any], noun: str, quality: str, tier: str, pbr: bool) -> bytes:
+    """A vocabulary object: parts -> one indexed triangle mesh with an atlas of painted textures."""
+    # The design comes from what the user describes and the seed, not from tier or quality, so a seed
+    # is one object in every tier (Sketch its basic version) and at every quality.
+    design = {k: v for k, v in params.items() if k not in ("tier", "quality", "material", "useHyper")}
+    key = canonical_json(design)
+    detail = tier == "Regular"
+    built_from = compose(noun, _rng(key, "design"), detail)
+    parts = built_from.parts
+    target = triangle_count(quality, tier)
+    counts = allocate(parts, target)
+    size = TEXTURE_SIZE[tier]
+    margin = 2.5 / size
+    islands = pack_atlas([lengths for part in parts for lengths in patch_lengths(part)], margin)
+    mesh = build(parts, counts, islands)
+    normals = welded_normals(mesh.pos, mesh.faces, mesh.weld)
+    pos = mesh.pos - (mesh.pos.max(axis=0) + mesh.pos.min(axis=0)) / 2
+    pos /= np.abs(pos).max()
+    noise = Noise.make(_rng(key, "texture"))
+    colour, mr, nmap, shade_n = atlas_textures(
+        parts, islands, built_from.styles, size, margin, noise, detail, shaded=not pbr
+    )
+    if not pbr:
+        light = np.array([0.4, 0.8, 0.45])
+        lambert = np.clip(shade_n @ (light / np.linalg.norm(light)), 0.0, 1.0)
+        colour = colour * (0.35 + 0.65 * lambert[..., None])
+    images = [_png(_to_srgb8(colour))]
+    tangent = None
+    if pbr:
+        strength = 1.6 if uses_hyper(params) else 1.0
+        nmap = nmap * np.array([strength, strength, 1.0])
+        nmap /= np.linalg.norm(nmap, axis=-1, keepdims=True)
+        ones = np.ones(mr.shape[:2])
+        images.append(_png(_to8(np.stack([ones, mr[..., 0], mr[..., 1]], axis=-1))))
+        images.append(_png(_to8(nmap * 0.5 + 0.5)))
+        tangent = tangents(pos, normals, mesh.uv, mesh.faces)
+    return _write_glb(pos, normals, mesh.uv, mesh.faces, images, f"rodin-sandbox-{noun}", pbr, tangent)
 
 
 def make_preview(glb_bytes: bytes, size: int = 256) -> bytes:

@@ -14,6 +14,7 @@ result area, replacing the previous run's.
 from __future__ import annotations
 
 import html
+import time
 import warnings
 from typing import TYPE_CHECKING, Any
 
@@ -29,7 +30,9 @@ if TYPE_CHECKING:
     from .jobs import Run
     from .runcard import RunCard
 
-__all__ = ["GenerateForm"]
+__all__ = ["DOUBLE_CLICK_S", "GenerateForm"]
+
+DOUBLE_CLICK_S = 1.5  # a second Generate this soon on an unchanged form is a double click
 
 
 def _control(spec: InputSpec) -> widgets.Widget:
@@ -54,10 +57,11 @@ def _control(spec: InputSpec) -> widgets.Widget:
         return widgets.Checkbox(value=bool(spec.default), description="", tooltip=tooltip, indent=False)
     if spec.type == "number":
         if spec.is_integer:
-            low = int(spec.min) if spec.min is not None else -(2**31)
-            high = int(spec.max) if spec.max is not None else 2**31 - 1
+            low = int(spec.min) if spec.min is not None else 0
             start = int(spec.default) if isinstance(spec.default, (int, float)) else low
-            return widgets.BoundedIntText(value=start, min=low, max=high, tooltip=tooltip, layout=width)
+            # Not a BoundedIntText: it silently clamps 70000 to 65535, and the run would use a seed the
+            # user did not type; out-of-range values are reported under the field instead.
+            return widgets.IntText(value=start, tooltip=tooltip, layout=width)
         return widgets.FloatText(value=float(spec.default or 0.0), tooltip=tooltip, layout=width)
     if spec.raw.get("prompt") or spec.name == "prompt":
         return widgets.Textarea(
@@ -105,6 +109,8 @@ class GenerateForm:
         self._busy = False
         self._checking = False
         self._touched = False  # no edit yet: what the request still needs is shown grey, not red
+        self._last_generate: tuple[float, dict[str, Any]] | None = None  # when, and the form's values
+        self._hyper_wanted = False  # hyper was ticked when a tier that never uses it was chosen
         for name, value in defaults.items():
             self.set(name, value)
         self.estimate_button.on_click(lambda _: self.estimate())
@@ -147,7 +153,17 @@ class GenerateForm:
                 return
         if name == "images":
             raise ValueError("images come from the upload box; or pass images= to client.generate()")
-        self.fields[name].value = value
+        from traitlets import TraitError
+
+        control = self.fields[name]
+        try:
+            control.value = value
+        except TraitError:
+            allowed = getattr(control, "options", None)
+            hint = f"allowed: {', '.join(map(str, allowed))}" if allowed else "see client.schema"
+            raise ValidationError(
+                [(name, f"{value!r} is not a valid value; {hint}")], context="form"
+            ) from None
 
     def params(self) -> dict[str, Any]:
         """The form's values under their wire names.
@@ -229,8 +245,12 @@ class GenerateForm:
         if hyper is not None:
             allowed = hyper_allowed(values)
             if not allowed:
+                if hyper.value:
+                    self._hyper_wanted = True  # given back when the tier allows it again
                 hyper.value = False  # a ticked box that is ignored would tell the user otherwise
                 info["useHyper"] = f"tier {values.get('tier')} never uses hyper mode"
+            elif hyper.disabled and self._hyper_wanted:
+                hyper.value, self._hyper_wanted = True, False
             hyper.disabled = not allowed
         forced = forced_quality(values)
         if forced is not None and "quality" in self.fields:
@@ -296,8 +316,20 @@ class GenerateForm:
         if not self._start():
             return None
         try:
-            cost = self.client.estimate(self.request())
-            set_line(self.message, f"estimated cost: <b>{cost:g}</b> creative units", "")
+            request = self.request()
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", RodinWarning)  # the form shows them where they apply
+                cost = self.client.estimate(request)
+            logged = self.client.log.find_reusable(
+                self.client.service, self.client.model_id, request.params_hash
+            )
+            free = (
+                f"; the run log already has this request (run <code>{html.escape(logged['run_id'])}</code>): "
+                "Generate answers it for free"
+                if logged
+                else ""
+            )
+            set_line(self.message, f"estimated cost: <b>{cost:g}</b> creative units{free}", "")
             return cost
         except RodinError as exc:
             self._show_problem(exc)
@@ -306,16 +338,40 @@ class GenerateForm:
             self._stop()
 
     def generate(self) -> Run | None:
-        """Start a run from the form; its card (progress, then the model) replaces the last run's."""
+        """Start a run from the form; its card (progress, then the model) replaces the last run's.
+
+        With "random seed", a second click within ``DOUBLE_CLICK_S`` on an unchanged form is taken for
+        a double click (a browser sends both before the button greys out) and starts nothing: it would
+        otherwise pay for a second job with another seed.
+        """
+        params = self.params()
+        last = self._last_generate
+        if (
+            self.run is not None
+            and self.random_seed.value  # with a fixed seed a second click is answered from the log
+            and last is not None
+            and last[1] == params
+            and time.monotonic() - last[0] < DOUBLE_CLICK_S
+        ):
+            set_line(
+                self.message,
+                f"run <code>{html.escape(self.run.run_id)}</code> was started a moment ago from this "
+                "form: click Generate again to start another",
+                GREY,
+            )
+            return self.run
         if not self._start():
             return None
         try:
-            run = self.client.generate(self.request())
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", RodinWarning)  # the form shows them where they apply
+                run = self.client.generate(self.request())
         except RodinError as exc:
             self._show_problem(exc)
             return None
         finally:
             self._stop()
+        self._last_generate = (time.monotonic(), params)
         self.run = run
         if "seed" in self.fields and run.seed is not None:
             # The seed the run really uses (drawn when "random seed" is ticked): untick to reuse it.

@@ -139,7 +139,9 @@ class _Thumbnails:
         """The row's preview as an ``<img>``, or a placeholder saying why there is none."""
         preview = self.preview_of(row)
         if preview is None:
-            return _placeholder("no preview" if row.get("status") == "success" else str(row.get("status")))
+            return _placeholder(
+                "no preview" if row.get("status") == "success" else str(row.get("status")), size
+            )
         path, key = preview
         with self._lock:
             cached = self._cache.get(key)
@@ -147,7 +149,7 @@ class _Thumbnails:
                 self._cache.move_to_end(key)
         if cached is None:
             if not path.is_file():
-                return _placeholder("preview file missing")
+                return _placeholder("preview file missing", size)
             data = base64.b64encode(path.read_bytes()).decode("ascii")
             cached = f'<img src="data:image/png;base64,{data}" alt="preview" style="object-fit:contain"'
             with self._lock:
@@ -230,6 +232,7 @@ class LogBrowser:
         self._thumbs = _Thumbnails(log.workspace)
         self._lock = threading.RLock()  # one refresh at a time (the user's thread or the timer's)
         self._quiet = False  # set while the browser itself changes controls: their observers stay still
+        self._filter_problem = False  # the message line shows a filter complaint (cleared once fixed)
         self._stamp: LogStamp | None = None
         self._positions: Any = None  # positions in self.frame of the matching rows, newest first
         self._timer: threading.Timer | None = None
@@ -405,6 +408,11 @@ class LogBrowser:
         except ValueError as exc:
             mask = np.zeros(len(self.frame), dtype=bool)
             self._say(str(exc), error=True)
+            self._filter_problem = True
+        else:
+            if self._filter_problem:  # the filters are fine again: their old complaint goes
+                self._say("")
+                self._filter_problem = False
         self._positions = np.flatnonzero(mask)[::-1]  # newest first
         self.page = min(self.page, self.pages - 1)
         self._draw()

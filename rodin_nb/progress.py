@@ -14,6 +14,8 @@ import threading
 import time
 from typing import TYPE_CHECKING, Any
 
+from .status import describe
+
 if TYPE_CHECKING:
     from .sweep import Sweep
 
@@ -39,10 +41,12 @@ def _duration(seconds: float | None) -> str:
 
 def progress_line(sweep: Sweep) -> str:
     info = sweep.progress()
-    counts = ", ".join(f"{status} {n}" for status, n in sorted(info.counts.items()))
+    counts = ", ".join(f"{describe(status)} {n}" for status, n in sorted(info.counts.items()))
     estimate = f"/{info.estimate:g}" if info.estimate is not None else ""
+    # Never "100%" while a run has not ended (jobs at 100% may still be finalizing or downloading).
+    fraction = info.fraction if info.ended >= info.total else min(info.fraction, 0.99)
     return (
-        f"{info.fraction:4.0%} {info.ended}/{info.total} done  [{counts}]  "
+        f"{fraction:4.0%} {info.ended}/{info.total} done  [{counts}]  "
         f"spent {info.spent:g}{estimate} CU  elapsed {_duration(info.elapsed_s)}  "
         f"left ~{_duration(info.remaining_s)}"
     )

@@ -109,8 +109,9 @@ class RunCard:
             f"{key}={params[key]}" for key in ("tier", "quality", "seed") if params.get(key) is not None
         )
         cost = f" · {run.cost:g} CU" if run.cost is not None else ""
+        title = html.escape(_shorten(str(what), 80))
         return (
-            f"<b>{html.escape(str(what))[:80]}</b> <span style='{_GREY}'>{html.escape(details)}{cost} · "
+            f"<b>{title}</b> <span style='{_GREY}'>{html.escape(details)}{cost} · "
             f"<code>{html.escape(run.run_id)}</code></span>"
         )
 
@@ -203,3 +204,8 @@ class RunCard:
         self.companion = show(
             self.widget, self.static_bundle, fallback=self._repr_mimebundle_, final=lambda: self.run.done
         )
+
+
+def _shorten(text: str, width: int) -> str:
+    """Cut before escaping (cutting after could split an entity like ``&amp;``); an ellipsis says so."""
+    return text if len(text) <= width else text[: width - 1] + "…"

@@ -161,7 +161,7 @@ class _Axis:
     def _label(self) -> str:
         """The row's label: says how several values are given where that is not obvious."""
         label = self.spec.label or self.spec.name
-        return {"seeds": f"{label}s", "lines": f"{label}s, one per line"}.get(self.kind, label)
+        return {"seeds": f"{label}s", "lines": f"{label}s"}.get(self.kind, label)  # one per line: placeholder
 
     def _build(self, spec: InputSpec) -> widgets.Widget:
         """The control, with no description of its own (the row's label column names it)."""
@@ -361,8 +361,8 @@ class SweepForm:
         self.grid_box = widgets.VBox()
 
         for axis in self.axes.values():
-            axis.control.observe(self._changed, names="value")
-        self.budget.observe(self._changed, names="value")
+            axis.control.observe(self._edited, names="value")
+        self.budget.observe(self._edited, names="value")
         buttons = labelled(
             "Budget (CU)",
             "creative units at most; 0 means no budget",
@@ -410,6 +410,13 @@ class SweepForm:
         return grid, problems
 
     # --- planning ------------------------------------------------------------------------------------
+
+    def _edited(self, _: Any = None) -> None:
+        """The user changed an axis or the budget: the last action's message (a refusal, "done") is
+        about the old plan, so it goes, unless a sweep is running (its news stays)."""
+        if not self._running():
+            self.message.value = ""
+        self._changed()
 
     def _changed(self, _: Any = None) -> None:
         """Any axis or the budget changed: plan again once the user pauses typing (debounced)."""
@@ -483,14 +490,22 @@ class SweepForm:
     def _problems_by_axis(self, exc: ValidationError) -> dict[str, list[str]]:
         """``row 3 prompt`` -> ``prompt``: each problem once, next to the control it names."""
         problems: dict[str, list[str]] = {}
-        for field, message in exc.problems:
+        placed: set[str] = set()  # a problem naming two axes ("a prompt or an image") is shown once
+        for field, message in sorted(exc.problems, key=lambda p: self._axis_order(p[0])):
             match = _ROW_FIELD_RE.match(field)
             name = match.group(1) if match else field
-            bucket = problems.setdefault(name if name in self.axes else "", [])
             text = message if name in self.axes else f"{field}: {message}"
-            if text not in bucket:
-                bucket.append(text)
+            if text in placed:
+                continue
+            placed.add(text)
+            problems.setdefault(name if name in self.axes else "", []).append(text)
         return problems
+
+    def _axis_order(self, field: str) -> int:
+        """Where a problem's field sits in the form (so a shared problem lands under the first axis)."""
+        match = _ROW_FIELD_RE.match(field)
+        name = match.group(1) if match else field
+        return list(self.axes).index(name) if name in self.axes else len(self.axes)
 
     def _show_problems(self, problems: Mapping[str, list[str]]) -> None:
         for name, axis in self.axes.items():
@@ -728,6 +743,7 @@ class SweepForm:
         self._paused = False
         self._sync()
         self._update_grid_axes(sweep)
+        self._changed()  # the plan table and estimate again: its runs are in the log now, free
         if sweep.error is None and "planned" not in sweep.counts():
             # Only a whole sweep gets its grid unasked (a paused or canceled one: "Show grid").
             threading.Thread(target=self._grid_quietly, name="sweepform-grid", daemon=True).start()

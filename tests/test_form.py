@@ -24,7 +24,7 @@ def test_one_control_per_schema_input_with_defaults(client: rn.Client) -> None:
     assert list(form.fields) == client.schema.names
     assert form.fields["tier"].options == ("Sketch", "Regular") and form.fields["tier"].value == "Regular"
     assert form.fields["quality"].value == "high" and form.fields["useHyper"].value is False
-    assert form.fields["seed"].max == 65535 and form.random_seed.value is True
+    assert form.fields["seed"].value == 0 and form.random_seed.value is True  # unbounded: see below
 
 
 def test_estimate_button_shows_the_price(client: rn.Client, sandbox: SandboxServer) -> None:
@@ -163,7 +163,7 @@ def test_a_new_action_clears_the_last_message(client: rn.Client) -> None:
     run = form.generate()
     assert run is not None and "estimated cost" not in form.message.value
     form.estimate_button.click()
-    assert run.run_id not in form.message.value and "estimated cost" in form.message.value
+    assert "(seed 5)" not in form.message.value and "estimated cost" in form.message.value
     run.wait(timeout=30)
 
 
@@ -209,3 +209,45 @@ def test_a_new_schema_input_appears_with_no_code_change(client: rn.Client) -> No
     assert "negativePrompt" in form.fields and "negativePrompt" in form.notes
     form.fields["negativePrompt"].value = "no legs"
     assert form.params()["negativePrompt"] == "no legs"
+
+
+def test_a_double_click_on_generate_starts_one_job(client: rn.Client, sandbox: SandboxServer) -> None:
+    """A browser sends both clicks before the button greys out; with random seed that was two jobs."""
+    form = rn.GenerateForm(client, prompt="a chair", quality="extra-low")
+    form.generate_button.click()
+    first = form.run
+    form.generate_button.click()
+    assert form.run is first and "a moment ago" in form.message.value
+    assert first is not None and first.wait(timeout=30)
+    assert sandbox.stats()["jobs_created"] == 1
+
+
+def test_an_out_of_range_seed_is_reported_not_clamped(client: rn.Client, sandbox: SandboxServer) -> None:
+    form = rn.GenerateForm(client, prompt="a chair")
+    form.random_seed.value = False
+    form.fields["seed"].value = 70000
+    assert form.fields["seed"].value == 70000  # what the user typed stays
+    assert "65535" in form.notes["seed"].value and form.generate_button.disabled
+    form.generate_button.click()
+    assert form.run is None and sandbox.stats()["requests"].get(GENERATE, 0) == 0
+
+
+def test_a_bad_default_names_its_field(client: rn.Client) -> None:
+    with pytest.raises(rn.ValidationError, match=r"material.*allowed: PBR, Shaded"):
+        rn.GenerateForm(client, prompt="a chair", material="Foo")
+
+
+def test_the_estimate_says_when_the_log_answers_for_free(client: rn.Client) -> None:
+    client.generate(prompt="a chair", seed=3, tier="Sketch").wait(timeout=30)
+    form = rn.GenerateForm(client, prompt="a chair", seed=3, tier="Sketch")
+    form.estimate_button.click()
+    assert "estimated cost: <b>10</b>" in form.message.value and "for free" in form.message.value
+
+
+def test_hyper_comes_back_after_a_detour_through_sketch(client: rn.Client) -> None:
+    form = rn.GenerateForm(client, prompt="a chair")
+    form.fields["useHyper"].value = True
+    form.fields["tier"].value = "Sketch"
+    assert form.fields["useHyper"].value is False and form.fields["useHyper"].disabled
+    form.fields["tier"].value = "Regular"
+    assert form.fields["useHyper"].value is True and not form.fields["useHyper"].disabled

@@ -153,6 +153,8 @@ class TestFilters:
         browser.end.value = date(2025, 1, 1)
         assert "before it starts" in browser.message.value
         assert label(browser) == "page 1 of 1, 0 runs match"
+        browser.start.value = None  # fixed: the complaint goes with the problem
+        assert "before it starts" not in browser.message.value and browser.count > 0
 
     def test_static_fallback_is_a_table_of_the_page(
         self, volume_log: RunLog, browsers: Callable[..., LogBrowser]
@@ -244,6 +246,17 @@ class TestRealRuns:
         wait_for(lambda: browser.count == 1 and "success" in browser.cards[0].caption.value)
         assert browser.cards[0].run_id == run.run_id
         assert "data:image/png;base64," in browser.cards[0].thumb.value
+
+    def test_a_browser_on_its_own_runlog_hears_this_kernels_runs(
+        self, client: rn.Client, browsers: Callable[..., LogBrowser]
+    ) -> None:
+        """The README's rn.LogBrowser(rn.RunLog(path)): another RunLog object on the client's file."""
+        client.generate(prompt="a small stool", tier="Sketch", seed=6).wait(timeout=30)
+        browser = browsers(RunLog(client.log.workspace))
+        assert browser.count == 1
+        run = client.generate(prompt="a small stool", tier="Sketch", seed=7)
+        run.wait(timeout=30)
+        wait_for(lambda: browser.count == 2 and browser.cards[0].run_id == run.run_id)
 
 
 class TestExport:

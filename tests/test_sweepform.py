@@ -117,7 +117,8 @@ class TestAxes:
             assert label.layout.width == LABEL_WIDTH and body.children[0] is axis.control, name
             if axis.kind != "images":  # an upload button's description is its caption, not a label
                 assert not getattr(axis.control, "description", ""), f"{name} has its own label too"
-        assert form.axes["prompt"].row.children[0].value == "Prompts, one per line"
+        assert form.axes["prompt"].row.children[0].value == "Prompts"
+        assert "one per line" in form.axes["prompt"].control.placeholder
 
     def test_a_new_schema_input_appears_without_code(self, client: rn.Client) -> None:
         body = rn.ModelSchema.snapshot().raw
@@ -197,8 +198,8 @@ class TestPlanAndEstimate:
         form.axes["seed"].control.value = "1-3"
         form.refresh()
         prompt_msg, images_msg = form.axes["prompt"].message.value, form.axes["images"].message.value
-        assert "Give a prompt" in prompt_msg and "Give a prompt" in images_msg
-        assert prompt_msg.count("Give a prompt") == 1  # three rows, one problem shown once
+        # Three rows, and a problem naming two axes: shown once, under the first of them.
+        assert prompt_msg.count("Give a prompt") == 1 and "Give a prompt" not in images_msg
         assert form.run_button.disabled and form.sweep is None
         form.run_button.disabled = False  # even a click that gets through sends nothing
         form.run_button.click()
@@ -240,6 +241,8 @@ class TestRunning:
         form.run_button.click()
         assert "nothing was submitted" in form.message.value and "Traceback" not in form.message.value
         assert sandbox.stats()["jobs_created"] == 0 and not form.run_button.disabled
+        form.budget.value = 40  # an edit: the refusal was about the old values, it goes
+        assert "nothing was submitted" not in form.message.value
         form.budget.value = -5
         form.refresh()
         assert "cannot be negative" in form.estimate_line.value and form.run_button.disabled
@@ -275,6 +278,9 @@ class TestRunning:
         assert {run.params["material"] for run in form.facet_runs()} == {"Shaded"}
         assert "100%" in form.progress_box.children[0].children[1].value
         assert not form.run_button.disabled and form.pause_button.disabled
+        # The plan and estimate are redrawn after the end: every run is in the log now, free.
+        eventually(lambda: "0 new runs" in form.estimate_line.value)
+        assert "new</td>" not in form.plan_table.value and "in log (free)" in form.plan_table.value
         assert "success" in form._repr_mimebundle_()["text/html"]
 
     def test_pause_then_run_continues(self, client: rn.Client, sandbox: SandboxServer) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -11,6 +12,13 @@ import rodin_nb as rn
 from rodin_nb.sandbox import SandboxServer, serve
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures" / "glb"  # copies of ../shared/fixtures/glb
+REPO = Path(__file__).resolve().parents[1]
+
+# Kernels and subprocesses the tests start import the rodin_nb under test (this checkout), never another
+# copy an editable install happens to point at.
+os.environ["PYTHONPATH"] = os.pathsep.join(
+    [str(REPO), *(part for part in os.environ.get("PYTHONPATH", "").split(os.pathsep) if part)]
+)
 
 
 @pytest.fixture(autouse=True)

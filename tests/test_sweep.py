@@ -507,7 +507,7 @@ class TestProgress:
         sweep.run(budget=100, progress=False)
         # The widget draws the final state by itself (its last update used to predate the end).
         assert view.bar.value == 1.0 and view.bar.bar_style == "success"
-        assert "success 2" in view.label.value and "spent 2/2 CU" not in view.label.value
+        assert "succeeded 2" in view.label.value and "spent 2/2 CU" not in view.label.value
         assert "spent" in view.label.value
         assert "2/2 done" in progress_line(sweep)
 

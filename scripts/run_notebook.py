@@ -7,10 +7,30 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
+from typing import Any
 
-import nbformat
-from nbclient import NotebookClient
-from nbconvert import HTMLExporter
+from rodin_nb._optional import require
+
+nbformat = require("nbformat", "notebook", "Running notebooks")
+NotebookClient = require("nbclient", "notebook", "Running notebooks").NotebookClient
+HTMLExporter = require("nbconvert", "notebook", "Exporting notebooks to HTML").HTMLExporter
+
+
+def kernel_config() -> Any:
+    """Encrypt the kernel's connection (CurveZMQ keys provisioned by the kernel manager) where possible.
+
+    Without it ipykernel logs "Kernel is running over TCP without encryption" to the terminal on every
+    run. ``transport_encryption="auto"`` gives the kernel keys when its kernelspec declares support
+    (ipykernel's does); older jupyter_client versions ignore the setting, and a pyzmq without CurveZMQ
+    keeps the default.
+    """
+    from traitlets.config import Config
+
+    config = Config()
+    zmq = require("zmq", "notebook", "Running notebooks")
+    if zmq.has("curve"):
+        config.KernelManager.transport_encryption = "auto"
+    return config
 
 
 def main(source: str, outdir: str) -> None:
@@ -24,6 +44,7 @@ def main(source: str, outdir: str) -> None:
         timeout=600,
         kernel_name="python3",
         store_widget_state=False,
+        config=kernel_config(),
         resources={"metadata": {"path": str(out)}},
     )
     client.execute()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -114,3 +115,57 @@ def test_sandbox_command_keeps_jobs_in_a_state_folder(tmp_path: Path) -> None:
     with serve(state_dir=state) as sb:  # the next sandbox on the folder knows the job
         listed = requests.get(sb.url + "/jobs", timeout=10).json()["jobs"]
         assert [j["jobId"] for j in listed] == [job["jobId"]]
+
+
+# --- quiet, honest output (issue 11, part 6) --------------------------------------------------------
+
+NOTICE = "no Scenario credentials found"
+
+
+def test_sandbox_flag_means_no_sandbox_notice(tmp_path: Path) -> None:
+    """The user asked for the sandbox: no line telling them it stands in for Scenario."""
+    args = ["generate", "--prompt", "a chair", "--seed", "1", "--tier", "Sketch", "--quality", "medium"]
+    env = {"RODIN_NB_SANDBOX_SPEED": "200"}
+    asked = rodin_nb(*args, "--sandbox", cwd=tmp_path, env=env)
+    assert asked.returncode == 0, asked.stderr
+    assert NOTICE not in asked.stderr and "success" in asked.stdout
+    defaulted = rodin_nb(*args, cwd=tmp_path, env=env)  # no credentials, no flag: said once
+    assert defaulted.returncode == 0, defaulted.stderr
+    assert defaulted.stderr.count(NOTICE) == 1
+
+
+def test_bad_input_is_refused_before_connecting(tmp_path: Path) -> None:
+    for flag in ([], ["--sandbox"]):
+        result = rodin_nb("generate", "--prompt", "a chair", "--tier", "Ultra", *flag, cwd=tmp_path)
+        assert result.returncode == 2 and "'Sketch'" in result.stderr
+        assert NOTICE not in result.stderr and "Traceback" not in result.stderr
+        swept = rodin_nb("sweep", "--prompt", "a chair", "--quality", "low", "best", *flag, cwd=tmp_path)
+        assert swept.returncode == 2 and "quality" in swept.stderr
+        assert NOTICE not in swept.stderr and "Traceback" not in swept.stderr
+    assert list(tmp_path.iterdir()) == []  # no ./rodin_runs
+
+
+def test_resume_in_an_empty_folder_creates_nothing(tmp_path: Path) -> None:
+    result = rodin_nb("resume", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith("nothing to resume in ") and NOTICE not in result.stderr
+    sweep = rodin_nb("sweep", "--resume", "sweep_abc", cwd=tmp_path)
+    assert sweep.returncode == 2 and "no sweep 'sweep_abc'" in sweep.stderr
+    assert NOTICE not in sweep.stderr and "Traceback" not in sweep.stderr
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_log_of_an_empty_workspace_says_so(tmp_path: Path) -> None:
+    from rodin_nb.runlog import RunLog
+
+    log = RunLog(tmp_path / "ws", create=True)
+    assert log.count() == 0 and log.rows() == []  # the file exists, with no runs
+    log.close()
+    result = rodin_nb("log", "--workspace", str(tmp_path / "ws"), cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == f"no runs in {tmp_path / 'ws'} yet\n"
+    as_json = rodin_nb("log", "--workspace", str(tmp_path / "ws"), "--format", "json", cwd=tmp_path)
+    assert as_json.returncode == 0 and json.loads(as_json.stdout) == []
+    missing = rodin_nb("log", cwd=tmp_path)
+    assert missing.returncode == 1 and "no run log in rodin_runs" in missing.stderr
+    assert not (tmp_path / "rodin_runs").exists()

@@ -5,7 +5,7 @@
 #   PYTHON=python3.13 scripts/test     the interpreter that creates the venv (default: python3)
 #   RODIN_NB_VENV=.venv-3.13           where the venv lives (default: .venv in the checkout, git-ignored)
 #
-# After `ensure_venv EXTRA`, $VPY is the venv's python. The install is skipped when pyproject.toml and
+# After `ensure_venv EXTRA`, $VPY is the venv's python and the venv is activated (PATH, VIRTUAL_ENV). The install is skipped when pyproject.toml and
 # constraints.txt have not changed since the last one (a stamp in the venv), so a second run starts at once.
 
 ensure_venv() {
@@ -39,6 +39,9 @@ ensure_venv() {
         fi
     fi
     VPY=$VENV/bin/python
+    # Activated for what runs next, so tools and subprocesses find the venv's commands first.
+    VIRTUAL_ENV=$(cd "$VENV" && pwd)
+    export VIRTUAL_ENV PATH="$VIRTUAL_ENV/bin:$PATH"
     local stamp
     stamp="$extra $want $(cat pyproject.toml constraints.txt | cksum)"
     # The test extra includes the notebook extra, so a venv made by scripts/test serves scripts/demo too.

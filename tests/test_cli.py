@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 import sys
 import time
@@ -15,9 +14,15 @@ import requests
 from rodin_nb.sandbox import serve
 
 
+def cli_command() -> list[str]:
+    """The ``rodin-nb`` installed beside the Python running the tests (a ``rodin-nb`` found on PATH may
+    belong to another environment, with another copy of rodin_nb); else ``python -m rodin_nb.cli``."""
+    exe = Path(sys.executable).parent / "rodin-nb"
+    return [str(exe)] if exe.is_file() else [sys.executable, "-m", "rodin_nb.cli"]
+
+
 def rodin_nb(*args: str, cwd: Path, env: dict | None = None) -> subprocess.CompletedProcess[str]:
-    exe = shutil.which("rodin-nb")
-    command = [exe] if exe else [sys.executable, "-m", "rodin_nb.cli"]
+    command = cli_command()
     return subprocess.run(
         [*command, *args],
         cwd=cwd,
@@ -59,8 +64,7 @@ def test_bad_input_is_a_clear_error(tmp_path: Path) -> None:
 
 
 def test_sandbox_command_serves(tmp_path: Path) -> None:
-    exe = shutil.which("rodin-nb")
-    command = [exe] if exe else [sys.executable, "-m", "rodin_nb.cli"]
+    command = cli_command()
     proc = subprocess.Popen(
         [*command, "sandbox", "--port", "0", "--speed", "50"], cwd=tmp_path, stdout=subprocess.PIPE, text=True
     )
@@ -92,8 +96,7 @@ def test_sandbox_on_a_busy_port_says_so(tmp_path: Path) -> None:
 
 
 def test_sandbox_command_keeps_jobs_in_a_state_folder(tmp_path: Path) -> None:
-    exe = shutil.which("rodin-nb")
-    command = [exe] if exe else [sys.executable, "-m", "rodin_nb.cli"]
+    command = cli_command()
     state = tmp_path / "state"
     proc = subprocess.Popen(
         [*command, "sandbox", "--port", "0", "--job-seconds", "0.2", "--state", str(state)],

@@ -227,6 +227,8 @@ def _cmd_log(args: argparse.Namespace) -> int:
         _err(f"rodin-nb: {exc}")
         return 1
     try:
+        if args.sweeps:
+            return _print_sweeps(log.sweeps(), workspace)
         frame = log.df
     finally:
         log.close()
@@ -251,6 +253,24 @@ def _cmd_log(args: argparse.Namespace) -> int:
             "error",
         ]
         _out(frame[columns].to_string(index=False, na_rep="-", max_colwidth=40))
+    return 0
+
+
+def _print_sweeps(sweeps: list[dict[str, Any]], workspace: Path) -> int:
+    if not sweeps:
+        _out(f"no sweeps in {workspace} yet")
+        return 0
+
+    def number(value: Any) -> str:
+        return "-" if value is None else f"{value:g}"
+
+    _out(f"{'sweep_id':<18}{'created (UTC)':<21}{'runs':>5}{'budget':>8}{'estimate':>9}{'spent':>7}")
+    for sweep in sweeps:
+        _out(
+            f"{sweep['sweep_id']:<18}{str(sweep['created_at'])[:19].replace('T', ' '):<21}{sweep['runs']:>5}"
+            f"{number(sweep['budget']):>8}{number(sweep['estimate']):>9}{number(sweep['spent']):>7}"
+        )
+    _out("continue one with: rodin-nb sweep --resume SWEEP_ID")
     return 0
 
 
@@ -328,6 +348,7 @@ def build_parser() -> argparse.ArgumentParser:
     lg = sub.add_parser("log", help="print the run log of a workspace (no credentials needed)")
     lg.add_argument("--workspace", default=None, help="default: $RODIN_NB_HOME or ./rodin_runs")
     lg.add_argument("--format", choices=["table", "csv", "json"], default="table")
+    lg.add_argument("--sweeps", action="store_true", help="list the sweeps (ids for sweep --resume)")
     lg.set_defaults(func=_cmd_log)
 
     rs = sub.add_parser("resume", help="re-attach to unfinished runs of a workspace and wait for them")

@@ -464,7 +464,7 @@ class RunLog:
         if row is None:
             raise NotInLogError(
                 f"no sweep {sweep_id!r} in {self.path}; the sweeps there are listed by RunLog.sweeps() "
-                "(or `rodin-nb log`)"
+                "(or `rodin-nb log --sweeps`)"
             )
         out = dict(row)
         out["plan"] = json.loads(out["plan"])

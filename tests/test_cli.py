@@ -172,3 +172,17 @@ def test_log_of_an_empty_workspace_says_so(tmp_path: Path) -> None:
     missing = rodin_nb("log", cwd=tmp_path)
     assert missing.returncode == 1 and "no run log in rodin_runs" in missing.stderr
     assert not (tmp_path / "rodin_runs").exists()
+
+
+def test_log_lists_sweeps_to_resume(tmp_path: Path) -> None:
+    env = {"RODIN_NB_SANDBOX_SPEED": "200"}
+    empty = rodin_nb("log", "--sweeps", "--workspace", str(tmp_path / "none"), cwd=tmp_path)
+    assert empty.returncode == 1 and "no run log in" in empty.stderr
+    swept = rodin_nb("sweep", "--sandbox", "--prompt", "a chair", "--seed", "1", "2", cwd=tmp_path, env=env)
+    assert swept.returncode == 0, swept.stderr
+    sweep_id = swept.stdout.split()[1].rstrip(":")
+    listed = rodin_nb("log", "--sweeps", cwd=tmp_path)
+    assert listed.returncode == 0 and sweep_id in listed.stdout and "sweep --resume" in listed.stdout
+    again = rodin_nb("sweep", "--sandbox", "--resume", sweep_id, cwd=tmp_path, env=env)
+    assert again.returncode == 0 and "2 runs, 0 to pay" in again.stdout, again.stderr
+    assert NOTICE not in again.stderr and "Traceback" not in again.stderr

@@ -11,7 +11,9 @@ import itertools
 import sys
 import threading
 import time
+import warnings
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 from .errors import RodinError
@@ -55,10 +57,52 @@ def _cmd_sandbox(args: argparse.Namespace) -> int:
     return 0
 
 
+def _workspace(args: argparse.Namespace) -> Path:
+    from .runlog import default_workspace
+
+    return Path(args.workspace) if args.workspace else default_workspace()
+
+
+def _has_log(workspace: Path) -> bool:
+    from .runlog import LOG_FILE
+
+    return (workspace / LOG_FILE).is_file()
+
+
 def _connect(args: argparse.Namespace) -> Any:
     from .client import connect
 
-    return connect(base_url=args.base_url, sandbox=True if args.sandbox else None, workspace=args.workspace)
+    # With --sandbox the user asked for the sandbox: no notice that it stands in for Scenario.
+    return connect(
+        base_url=args.base_url,
+        sandbox=True if args.sandbox else None,
+        workspace=args.workspace,
+        quiet=bool(args.sandbox),
+    )
+
+
+def _offline_schema(args: argparse.Namespace) -> Any:
+    """The schema to check requests against before connecting, or None to check after.
+
+    The embedded sandbox serves the bundled schema, so requests for it are validated before it starts
+    (starting it creates its folder in the workspace). A real service's schema is read live after
+    connecting, which creates nothing on disk.
+    """
+    from .client import uses_embedded_sandbox
+    from .schema import ModelSchema
+
+    if uses_embedded_sandbox(base_url=args.base_url, sandbox=True if args.sandbox else None):
+        return ModelSchema.snapshot()
+    return None
+
+
+def _validate(schema: Any, rows: Sequence[dict[str, Any]]) -> None:
+    """Raise the ValidationError for any bad row (every problem listed); warnings come later, once."""
+    from .sweep import plan_requests
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the real request warns (Sketch's forced quality) when it is made
+        plan_requests(schema, rows)
 
 
 def _progress_line(runs: Sequence[Any]) -> str:
@@ -84,20 +128,17 @@ def _wait_all(runs: Sequence[Any], *, tty: bool) -> None:
 def _cmd_generate(args: argparse.Namespace) -> int:
     from .errors import JobError
 
+    params: dict[str, Any] = {"prompt": args.prompt, "quality": args.quality, "material": args.material}
+    rows = [
+        {name: value for name, value in {**params, "seed": seed, "tier": tier}.items() if value is not None}
+        for seed, tier in itertools.product(args.seed or [None], args.tier or [None])
+    ]
+    schema = _offline_schema(args)
+    if schema is not None:
+        _validate(schema, rows)  # before the sandbox starts: a bad request creates nothing
     client = _connect(args)
     try:
-        params: dict[str, Any] = {
-            "prompt": args.prompt,
-            "tier": args.tier,
-            "quality": args.quality,
-            "material": args.material,
-        }
-        seeds = args.seed or [None]
-        tiers = args.tier or [None]
-        runs = [
-            client.generate(**{**params, "seed": seed, "tier": tier})
-            for seed, tier in itertools.product(seeds, tiers)
-        ]
+        runs = [client.generate(**row) for row in rows]
         _wait_all(runs, tty=sys.stderr.isatty())
         _out(f"{'run_id':<18}{'seed':>6}  {'tier':<8}{'status':<10}{'cost':>6}  file")
         failed = 0
@@ -121,24 +162,37 @@ def _cmd_generate(args: argparse.Namespace) -> int:
 
 def _cmd_sweep(args: argparse.Namespace) -> int:
     from .errors import BudgetExceeded
+    from .rules import draw_seed
+    from .sweep import expand_grid
 
+    grid: dict[str, Any] = {}
+    if args.resume:
+        workspace = _workspace(args)
+        if not _has_log(workspace):
+            _err(f"rodin-nb: no sweep {args.resume!r} to resume: no run log in {workspace}")
+            return 2
+    elif not args.prompt:
+        _err("rodin-nb: sweep needs --prompt (or --resume SWEEP_ID to continue an interrupted sweep)")
+        return 2
+    else:
+        given = {
+            "prompt": args.prompt,
+            "seed": args.seed,
+            "tier": args.tier,
+            "quality": args.quality,
+            "material": args.material,
+        }
+        # One value is fixed, several are swept.
+        grid = {name: (value[0] if len(value) == 1 else value) for name, value in given.items() if value}
+        grid.setdefault("seed", draw_seed())  # one seed for the whole grid, as client.sweep() draws it
+        schema = _offline_schema(args)
+        if schema is not None:
+            _validate(schema, expand_grid(schema, grid))
     client = _connect(args)
     try:
         if args.resume:
             sweep = client.sweep_by_id(args.resume)
-        elif not args.prompt:
-            _err("rodin-nb: sweep needs --prompt (or --resume SWEEP_ID to continue an interrupted sweep)")
-            return 2
         else:
-            given = {
-                "prompt": args.prompt,
-                "seed": args.seed,
-                "tier": args.tier,
-                "quality": args.quality,
-                "material": args.material,
-            }
-            # One value is fixed, several are swept.
-            grid = {name: (value[0] if len(value) == 1 else value) for name, value in given.items() if value}
             sweep = client.sweep(concurrency=args.concurrency, **grid)
         _out(
             f"sweep {sweep.sweep_id}: {len(sweep.requests)} runs, {sweep.paid_count()} to pay "
@@ -166,12 +220,21 @@ def _cmd_log(args: argparse.Namespace) -> int:
     from .logframe import flat_frame
     from .runlog import RunLog, default_workspace
 
+    workspace = Path(args.workspace) if args.workspace else default_workspace()
     try:
-        log = RunLog(args.workspace or default_workspace())
+        log = RunLog(workspace)
     except ConfigError as exc:
         _err(f"rodin-nb: {exc}")
         return 1
-    frame = log.df
+    try:
+        if args.sweeps:
+            return _print_sweeps(log.sweeps(), workspace)
+        frame = log.df
+    finally:
+        log.close()
+    if frame.empty and args.format == "table":
+        _out(f"no runs in {workspace} yet")
+        return 0
     if args.format == "csv":
         sys.stdout.write(flat_frame(frame).to_csv(index=False))
     elif args.format == "json":
@@ -193,7 +256,29 @@ def _cmd_log(args: argparse.Namespace) -> int:
     return 0
 
 
+def _print_sweeps(sweeps: list[dict[str, Any]], workspace: Path) -> int:
+    if not sweeps:
+        _out(f"no sweeps in {workspace} yet")
+        return 0
+
+    def number(value: Any) -> str:
+        return "-" if value is None else f"{value:g}"
+
+    _out(f"{'sweep_id':<18}{'created (UTC)':<21}{'runs':>5}{'budget':>8}{'estimate':>9}{'spent':>7}")
+    for sweep in sweeps:
+        _out(
+            f"{sweep['sweep_id']:<18}{str(sweep['created_at'])[:19].replace('T', ' '):<21}{sweep['runs']:>5}"
+            f"{number(sweep['budget']):>8}{number(sweep['estimate']):>9}{number(sweep['spent']):>7}"
+        )
+    _out("continue one with: rodin-nb sweep --resume SWEEP_ID")
+    return 0
+
+
 def _cmd_resume(args: argparse.Namespace) -> int:
+    workspace = _workspace(args)
+    if not _has_log(workspace):  # nothing ever ran there: say so, and create nothing
+        _out(f"nothing to resume in {workspace.absolute()} (no run log there)")
+        return 0
     client = _connect(args)
     try:
         runs = client.resume()
@@ -244,7 +329,13 @@ def build_parser() -> argparse.ArgumentParser:
     sw = sub.add_parser("sweep", help="run a parameter grid (lists sweep, single values are fixed)")
     # One value per --prompt (repeat it to sweep prompts), so an unquoted prompt is never split into words.
     sw.add_argument("--prompt", action="append", default=None)
-    sw.add_argument("--resume", metavar="SWEEP_ID", default=None, help="continue an interrupted sweep")
+    sw.add_argument(
+        "--resume",
+        metavar="SWEEP_ID",
+        default=None,
+        help="reopen a sweep by id (printed when it starts; also `rodin-nb log`) and continue it: "
+        "finished and running runs are re-attached, the rest submitted",
+    )
     sw.add_argument("--seed", type=int, nargs="*", default=None)
     sw.add_argument("--tier", nargs="*", default=None)
     sw.add_argument("--quality", nargs="*", default=None)
@@ -257,6 +348,7 @@ def build_parser() -> argparse.ArgumentParser:
     lg = sub.add_parser("log", help="print the run log of a workspace (no credentials needed)")
     lg.add_argument("--workspace", default=None, help="default: $RODIN_NB_HOME or ./rodin_runs")
     lg.add_argument("--format", choices=["table", "csv", "json"], default="table")
+    lg.add_argument("--sweeps", action="store_true", help="list the sweeps (ids for sweep --resume)")
     lg.set_defaults(func=_cmd_log)
 
     rs = sub.add_parser("resume", help="re-attach to unfinished runs of a workspace and wait for them")

@@ -44,7 +44,7 @@ if TYPE_CHECKING:
     from .sandbox import SandboxServer
     from .sweep import Sweep
 
-__all__ = ["Client", "connect"]
+__all__ = ["Client", "connect", "uses_embedded_sandbox"]
 
 log = logging.getLogger("rodin_nb.client")
 
@@ -76,6 +76,19 @@ def _say_sandbox(url: str) -> None:
         display(HTML(f'<div style="color:#6e7781;font-size:12px">{html.escape(text)}</div>'))
     else:
         sys.stderr.write(text + "\n")
+
+
+def uses_embedded_sandbox(
+    api_key: str | None = None, *, base_url: str | None = None, sandbox: bool | None = None
+) -> bool:
+    """Whether :func:`connect` with these arguments (and the environment) starts the embedded sandbox.
+
+    True when asked for (``sandbox=True``), or by default when neither credentials nor a base URL are
+    given or set; lets a caller (the CLI) check requests against the sandbox's schema before starting it.
+    """
+    if sandbox is not None:
+        return sandbox
+    return not (api_key or _env("SCENARIO_SDK_API_KEY")) and not (base_url or _env("SCENARIO_BASE_URL"))
 
 
 def connect(
@@ -117,7 +130,7 @@ def connect(
         raise ConfigError(f"Scenario needs both an API key and an API secret; {missing} is missing")
     home = Path(workspace or _env("RODIN_NB_HOME") or "rodin_runs")
     server: SandboxServer | None = None
-    if sandbox or (sandbox is None and not key and not url):
+    if uses_embedded_sandbox(key, base_url=url, sandbox=sandbox):
         from .sandbox import serve
 
         options = {

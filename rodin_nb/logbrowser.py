@@ -34,6 +34,7 @@ from datetime import date, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from ._optional import MissingExtra, install_hint
 from .reprs import STATUS_COLOURS
 
 if TYPE_CHECKING:
@@ -56,9 +57,7 @@ _IMAGES_NOTE = (
     "images are not carried over to the form (it cannot be pre-filled with images yet): "
     "upload them again in its upload box"
 )
-_PARQUET_HINT = (
-    "Parquet export needs pyarrow: pip install 'rodin_nb[notebook]' (or pyarrow), or export to .csv"
-)
+_PARQUET_HINT = f"Parquet export needs pyarrow: {install_hint('parquet')}, or export to .csv"
 
 
 @dataclass
@@ -595,9 +594,11 @@ class LogBrowser:
         rows = self.matches
         try:
             export_frame(rows, target)
-        except ImportError as exc:
+        except MissingExtra as exc:
+            raise ImportError(f"{exc}, or export to .csv") from None
+        except ImportError as exc:  # pyarrow is there but pandas cannot use it (a version mismatch)
             if target.suffix.lower() == ".parquet":
-                raise ImportError(_PARQUET_HINT) from exc
+                raise ImportError(f"{_PARQUET_HINT} ({exc})") from None
             raise
         except OSError as exc:
             where = f" ({exc.filename})" if exc.filename and str(exc.filename) != str(target) else ""

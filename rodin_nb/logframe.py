@@ -15,6 +15,7 @@ from typing import Any
 
 import pandas as pd
 
+from ._optional import require
 from .columns import FRAME_LEADING, FRAME_TRAILING, JSON_COLUMNS, TIME_COLUMNS
 from .meshstats import MESH_STAT_KEYS
 from .schema import ModelSchema
@@ -154,6 +155,8 @@ def export_frame(frame: pd.DataFrame, path: Path) -> Path:
     suffix = path.suffix.lower()
     if suffix not in (".parquet", ".csv", ".json"):
         raise ValueError(f"cannot export to {path.name!r}: use a .parquet, .csv or .json file name")
+    if suffix == ".parquet":
+        require("pyarrow", "parquet", "Parquet export")  # before anything is created
     path.parent.mkdir(parents=True, exist_ok=True)
     if suffix == ".parquet":
         flat_frame(frame).to_parquet(path, index=False)

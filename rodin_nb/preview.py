@@ -136,7 +136,7 @@ def render_png(
             return _render_vtk(glb, name, size, platform)
         if choice == "vtk":
             raise RuntimeError(
-                "VTK off-screen rendering is not available: pip install 'vtk>=9.4' and provide EGL "
+                "VTK off-screen rendering is not available: pip install 'rodin_nb[preview]' and provide EGL "
                 "(Debian: apt-get install libegl1 libegl-mesa0 libgl1-mesa-dri) or OSMesa (libosmesa6)"
             )
     return _render_software(glb, name, size)

@@ -18,6 +18,7 @@ import socket
 import sqlite3
 import threading
 import uuid
+import weakref
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
@@ -236,12 +237,19 @@ class RunLog:
         self._client = client
         self._lock = threading.RLock()
         self._conn: sqlite3.Connection | None = None
+        self._closed = False
         self._empty_frame: pd.DataFrame | None = None  # changed_since()'s answer when nothing changed
         self._listeners_key = str(self.path.resolve())
         self.owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         _LIVE_TOKENS.add(self.owner.rsplit(":", 1)[1])
+        # The connection this log opens, in a holder the finalizer can reach without the log: a RunLog
+        # opened for a one-line analysis (``rn.RunLog(path).df``) and dropped still closes its file.
+        self._opened: list[sqlite3.Connection] = []
+        self._finalizer = weakref.finalize(self, _release, self._opened, self.owner.rsplit(":", 1)[1])
 
     def __repr__(self) -> str:
+        if self._closed:
+            return f"RunLog({str(self.workspace)!r}, closed)"
         return f"RunLog({str(self.workspace)!r}, runs={self.count()})"
 
     @property
@@ -253,14 +261,24 @@ class RunLog:
 
     def _connect(self) -> sqlite3.Connection:
         with self._lock:
+            if self._closed:
+                raise ConfigError(
+                    f"the run log of {self.workspace} is closed (close() was called, or its client was "
+                    f"closed); open it again with rn.RunLog({str(self.workspace)!r}) or rn.connect()"
+                )
             if self._conn is None:
                 self.workspace.mkdir(parents=True, exist_ok=True)
                 # One connection shared by this process's threads under a lock; other processes have their
                 # own and SQLite's file locks (with a generous busy timeout) serialise the writers.
                 conn = open_shared(self.path)
-                conn.row_factory = sqlite3.Row
-                self._migrate(conn)
+                try:
+                    conn.row_factory = sqlite3.Row
+                    self._migrate(conn)
+                except BaseException:
+                    conn.close()  # a log this version cannot read: nothing stays open
+                    raise
                 self._conn = conn
+                self._opened.append(conn)
             return self._conn
 
     def _migrate(self, conn: sqlite3.Connection) -> None:
@@ -296,11 +314,25 @@ class RunLog:
             conn.execute("COMMIT")
 
     def close(self) -> None:
-        _LIVE_TOKENS.discard(self.owner.rsplit(":", 1)[1])
+        """Close the log's SQLite connection; reading or writing afterwards raises ConfigError.
+
+        A client closes its log; a log opened for analysis is closed by this, by a ``with`` block, or
+        when it is garbage-collected.
+        """
         with self._lock:
-            if self._conn is not None:
-                self._conn.close()
-                self._conn = None
+            self._closed = True
+            self._conn = None
+            self._finalizer()  # closes the connection and retires the owner token, once
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    def __enter__(self) -> RunLog:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
     # --- writing -------------------------------------------------------------------------------------
 
@@ -442,7 +474,7 @@ class RunLog:
         if row is None:
             raise NotInLogError(
                 f"no sweep {sweep_id!r} in {self.path}; the sweeps there are listed by RunLog.sweeps() "
-                "(or `rodin-nb log`)"
+                "(or `rodin-nb log --sweeps`)"
             )
         out = dict(row)
         out["plan"] = json.loads(out["plan"])
@@ -580,9 +612,20 @@ class RunLog:
         return export_frame(self.df, Path(path))
 
     def _repr_html_(self) -> str:
+        if self._closed:
+            import html
+
+            return f"<code>{html.escape(repr(self))}</code>"
         from .reprs import log_html
 
         return log_html(self)
+
+
+def _release(opened: list[sqlite3.Connection], token: str) -> None:
+    """Close a RunLog's connection and mark its owner token dead (at close() or garbage collection)."""
+    _LIVE_TOKENS.discard(token)
+    while opened:
+        opened.pop().close()
 
 
 def run_fields(run: Run) -> dict[str, Any]:

@@ -24,10 +24,30 @@ import tarfile
 import tempfile
 import urllib.request
 from pathlib import Path
+from typing import Any
 
-import nbformat
-from nbclient import NotebookClient
-from nbconvert import HTMLExporter
+from rodin_nb._optional import require
+
+nbformat = require("nbformat", "notebook", "Running notebooks")
+NotebookClient = require("nbclient", "notebook", "Running notebooks").NotebookClient
+HTMLExporter = require("nbconvert", "notebook", "Exporting notebooks to HTML").HTMLExporter
+
+
+def kernel_config() -> Any:
+    """Encrypt the kernel's connection (CurveZMQ keys provisioned by the kernel manager) where possible.
+
+    Without it ipykernel logs "Kernel is running over TCP without encryption" to the terminal on every
+    run. ``transport_encryption="auto"`` gives the kernel keys when its kernelspec declares support
+    (ipykernel's does); older jupyter_client versions ignore the setting, and a pyzmq without CurveZMQ
+    keeps the default.
+    """
+    from traitlets.config import Config
+
+    config = Config()
+    zmq = require("zmq", "notebook", "Running notebooks")
+    if zmq.has("curve"):
+        config.KernelManager.transport_encryption = "auto"
+    return config
 
 #: Run after the last cell (then removed): runs and sweeps shown while still going end, and their
 #: static copies are published with the final state (rodin_nb.statics.settle).
@@ -148,6 +168,7 @@ def main(source: str, outdir: str) -> None:
         timeout=600,
         kernel_name="python3",
         store_widget_state=True,  # the 3D views stay interactive in the HTML, offline too
+        config=kernel_config(),
         resources={"metadata": {"path": str(out)}},
     )
     try:

@@ -299,7 +299,7 @@ class TestExport:
         browser = browsers(volume_log)
         browser.export_path.value = str(tmp_path / "runs.parquet")
         browser.export_button.click()
-        assert "rodin_nb[notebook]" in browser.message.value and "pyarrow" in browser.message.value
+        assert "rodin_nb[parquet]" in browser.message.value and "pyarrow" in browser.message.value
 
     def test_a_wrong_suffix_is_refused(self, volume_log: RunLog, browsers: Callable[..., LogBrowser]) -> None:
         browser = browsers(volume_log)

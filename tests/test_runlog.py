@@ -11,6 +11,7 @@ import subprocess
 import sys
 import textwrap
 import time
+from contextlib import closing
 from pathlib import Path
 
 import pandas as pd
@@ -56,7 +57,8 @@ class TestRows:
         ):
             c.generate(prompt="a chair", seed=1, quality="extra-low").wait(timeout=30)
             c.log.close()
-        dump = "\n".join(sqlite3.connect(tmp_path / "runs.sqlite").iterdump())
+        with closing(sqlite3.connect(tmp_path / "runs.sqlite")) as conn:
+            dump = "\n".join(conn.iterdump())
         assert "secret_xyz_987" not in dump and "signature=" not in dump and "http" not in dump
 
     def test_dataframe_has_wire_columns_and_proper_dtypes(self, client: rn.Client) -> None:
@@ -114,11 +116,11 @@ class TestRows:
 
     def test_standalone_runlog_reads_without_a_client(self, client: rn.Client) -> None:
         client.generate(prompt="a chair", seed=3, quality="extra-low").wait(timeout=30)
-        log = rn.RunLog(client.workspace)
-        assert len(log.df) == 1 and log.df.iloc[0]["status"] == "success"
-        with pytest.raises(rn.ConfigError, match=r"client\.log\.rerun"):
-            log.rerun(log.df.iloc[0]["run_id"])
-        assert "success" in log._repr_html_() and "<img" in log._repr_html_()
+        with rn.RunLog(client.workspace) as log:
+            assert len(log.df) == 1 and log.df.iloc[0]["status"] == "success"
+            with pytest.raises(rn.ConfigError, match=r"client\.log\.rerun"):
+                log.rerun(log.df.iloc[0]["run_id"])
+            assert "success" in log._repr_html_() and "<img" in log._repr_html_()
 
 
 class TestNoDoubleSpend:
@@ -220,7 +222,8 @@ class TestResume:
             proc = python(sb.url, str(tmp_path), "kill")
             _, err = proc.communicate(timeout=60)
             assert proc.returncode == -signal.SIGKILL, err
-            rows = RunLog(tmp_path).rows()
+            with RunLog(tmp_path) as log:
+                rows = log.rows()
             assert len(rows) == 3 and all(row["job_id"] for row in rows)
             assert all(row["status"] not in ("success",) for row in rows)
             with make_client(sb, tmp_path) as client:
@@ -361,15 +364,17 @@ class TestAnalysis:
 
 class TestColumns:
     def test_column_lists_name_exactly_the_tables_columns(self, tmp_path: Path) -> None:
-        log = RunLog(tmp_path, create=True)
-        assert log.df.empty  # opening the frame creates the table
-        table = [row[1] for row in sqlite3.connect(log.path).execute("PRAGMA table_info(runs)")]
+        with RunLog(tmp_path, create=True) as log:
+            assert log.df.empty  # opening the frame creates the table
+        with closing(sqlite3.connect(log.path)) as conn:
+            table = [row[1] for row in conn.execute("PRAGMA table_info(runs)")]
         shown = [*columns.FRAME_LEADING, *columns.FRAME_TRAILING, *columns.NOT_IN_FRAME]
         assert sorted(shown) == sorted(table)
         assert set(columns.JSON_COLUMNS) | set(columns.TIME_COLUMNS) | set(MESH_STAT_KEYS) <= set(table)
 
     def test_dataframe_columns_in_order(self, tmp_path: Path) -> None:
-        df = RunLog(tmp_path, create=True).df
+        with RunLog(tmp_path, create=True) as log:
+            df = log.df
         names = ModelSchema.snapshot().names
         assert list(df.columns) == [*columns.FRAME_LEADING, *names, *columns.FRAME_TRAILING]
 
@@ -380,10 +385,11 @@ class TestColumns:
 class TestMigration:
     def test_a_log_written_by_version_1_opens(self, tmp_path: Path) -> None:
         shutil.copy(DATA / "runlog_v1.sqlite", tmp_path / "runs.sqlite")
-        log = RunLog(tmp_path)
-        df = log.df
+        with RunLog(tmp_path) as log:
+            df = log.df
         assert len(df) >= 1 and set(df["status"]) <= {"success", "failure", "lost", "queued"}
-        version = sqlite3.connect(tmp_path / "runs.sqlite").execute("PRAGMA user_version").fetchone()[0]
+        with closing(sqlite3.connect(tmp_path / "runs.sqlite")) as conn:
+            version = conn.execute("PRAGMA user_version").fetchone()[0]
         assert version == SCHEMA_VERSION
 
     def test_a_newer_log_is_refused_clearly(self, tmp_path: Path) -> None:
@@ -392,6 +398,79 @@ class TestMigration:
         conn.close()
         with pytest.raises(rn.ConfigError, match="newer rodin_nb"):
             RunLog(tmp_path).count()
+
+
+class TestConnections:
+    """Every SQLite connection the log, the asset index and the sandbox open is closed (Python 3.13 warns
+    about connections left to the garbage collector; a long session would leak file handles)."""
+
+    def test_a_closed_log_never_reopens(self, tmp_path: Path) -> None:
+        log = RunLog(tmp_path, create=True)
+        assert log.count() == 0 and log.rows() == []
+        conn = log._conn
+        log.close()
+        assert log.closed and "closed" in repr(log) and "closed" in log._repr_html_()
+        with pytest.raises(sqlite3.ProgrammingError):
+            conn.execute("SELECT 1")  # type: ignore[union-attr]
+        with pytest.raises(rn.ConfigError, match="is closed"):
+            log.rows()
+        with pytest.raises(rn.ConfigError, match="is closed"):
+            _ = log.df
+        log.close()  # twice is fine
+
+    def test_a_dropped_log_closes_its_connection(self, tmp_path: Path) -> None:
+        import gc
+
+        with RunLog(tmp_path, create=True) as log:
+            assert log.df.empty
+        log = RunLog(tmp_path)
+        assert log.df.empty  # the documented one-liner: rn.RunLog(path).df
+        conn = log._conn
+        del log
+        gc.collect()
+        with pytest.raises(sqlite3.ProgrammingError):
+            conn.execute("SELECT 1")  # type: ignore[union-attr]
+
+    def test_a_log_it_cannot_read_leaves_nothing_open(
+        self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        from rodin_nb import runlog
+
+        with closing(sqlite3.connect(tmp_path / "runs.sqlite")) as conn:
+            conn.execute(f"PRAGMA user_version={SCHEMA_VERSION + 1}")
+        opened: list[sqlite3.Connection] = []
+        real = runlog.open_shared
+        monkeypatch.setattr(runlog, "open_shared", lambda path: opened.append(real(path)) or opened[-1])
+        with pytest.raises(rn.ConfigError, match="newer rodin_nb"):
+            RunLog(tmp_path).count()
+        with pytest.raises(sqlite3.ProgrammingError):
+            opened[0].execute("SELECT 1")
+
+    def test_a_closed_client_leaves_no_connection_open(
+        self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        from rodin_nb import _sqlite
+
+        opened: list[sqlite3.Connection] = []
+        real = _sqlite.open_shared
+
+        def tracking(path: Path, **kwargs: float) -> sqlite3.Connection:
+            opened.append(real(path, **kwargs))
+            return opened[-1]
+
+        for module in ("rodin_nb.runlog", "rodin_nb.store", "rodin_nb.sandbox.persist"):
+            monkeypatch.setattr(f"{module}.open_shared", tracking)
+        client = rn.connect(workspace=tmp_path / "ws", quiet=True, sandbox_options={"job_seconds": 0.2})
+        run = client.generate(prompt="a chair", seed=1, quality="extra-low").wait(timeout=30)
+        assert run.status == "success" and len(client.log.df) == 1
+        assert client.resume() == []  # checks the stored files: the verified-file index opens
+        client.close()
+        assert len(opened) == 3  # the run log, the verified-file index, the sandbox's state file
+        for conn in opened:
+            with pytest.raises(sqlite3.ProgrammingError):
+                conn.execute("SELECT 1")
+        with pytest.raises(rn.ConfigError, match="is closed"):
+            client.log.rows()
 
 
 class TestCli:

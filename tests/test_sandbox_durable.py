@@ -14,6 +14,7 @@ import subprocess
 import sys
 import textwrap
 import time
+from contextlib import closing
 from pathlib import Path
 from typing import Any
 
@@ -118,7 +119,7 @@ class TestRestart:
     def test_a_newer_file_format_is_refused(self, tmp_path: Path) -> None:
         """A file written by a newer sandbox is not misread: ValueError naming the fix."""
         serve(state_dir=tmp_path).stop()
-        with sqlite3.connect(tmp_path / FILE_NAME) as conn:
+        with closing(sqlite3.connect(tmp_path / FILE_NAME)) as conn:
             conn.execute("PRAGMA user_version=99")
         with pytest.raises(ValueError, match="newer rodin_nb sandbox"):
             serve(state_dir=tmp_path)

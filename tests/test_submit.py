@@ -125,7 +125,8 @@ class TestExitWhileDownloading:
         )
         assert done.returncode == 0, done.stderr
         assert "Traceback" not in done.stderr
-        rows = rn.RunLog(workspace).rows()
+        with rn.RunLog(workspace) as log:
+            rows = log.rows()
         assert len(rows) == 3
         for row in rows:
             if row["status"] == "success":
@@ -143,7 +144,8 @@ class TestExitWhileDownloading:
         with rn.connect(workspace=workspace, quiet=True, sandbox_options={"speed": 200}) as client:
             for run in client.resume():
                 run.wait(timeout=60)
-        rows = rn.RunLog(workspace).rows()
+        with rn.RunLog(workspace) as log:
+            rows = log.rows()
         assert [row["status"] for row in rows] == ["success"] * 3
         assert all(row["files"] and row["error"] is None for row in rows)
 

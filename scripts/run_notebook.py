@@ -1,6 +1,6 @@
 """Execute a notebook with nbclient and write the executed copy and its HTML next to each other.
 
-python scripts/run_notebook.py notebooks/rodin_demo.ipynb OUTDIR
+python scripts/run_notebook.py notebooks/01_quickstart.ipynb OUTDIR
 
 The HTML works offline, 3D views included: the widget state is embedded (as nbconvert does) and so is
 the JavaScript that renders it (require.js and the widget manager ``@jupyter-widgets/html-manager``,
@@ -19,6 +19,7 @@ import base64
 import hashlib
 import io
 import os
+import shutil
 import sys
 import tarfile
 import tempfile
@@ -162,6 +163,9 @@ def main(source: str, outdir: str) -> None:
     out = Path(outdir)
     out.mkdir(parents=True, exist_ok=True)
     nb = nbformat.read(source, as_version=4)
+    data = Path(source).parent / "data"
+    if data.is_dir():  # the notebook's own files (its pictures), where it runs: next to its copy
+        shutil.copytree(data, out / "data", dirs_exist_ok=True)
     nb.cells.append(nbformat.v4.new_code_cell(SETTLE_CELL))
     client = NotebookClient(
         nb,

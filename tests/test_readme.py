@@ -6,18 +6,9 @@ import re
 import shlex
 from pathlib import Path
 
-import pytest
-
 from rodin_nb.cli import build_parser
 
 README = Path(__file__).resolve().parents[1] / "README.md"
-
-# README.md is edited by its owner; until the lines below are fixed there these tests fail, and are
-# marked so. strict: the edit that fixes the README must remove this mark (the tests then guard it).
-_README_PENDING = pytest.mark.xfail(
-    strict=True, reason="README.md's CLI lines and outside paths are fixed by its owner (issue 11)"
-)
-
 
 def _cli_lines() -> list[str]:
     """``rodin-nb ...`` lines of the README's shell blocks, and inline ``rodin-nb ...`` code."""
@@ -37,7 +28,6 @@ def test_the_readme_shows_the_command_line() -> None:
     assert len(_cli_lines()) >= 4
 
 
-@_README_PENDING
 def test_every_readme_cli_line_parses_as_written() -> None:
     parser = build_parser()
     bad = []
@@ -50,7 +40,6 @@ def test_every_readme_cli_line_parses_as_written() -> None:
     assert any("--resume" in line for line in _cli_lines()), "document `rodin-nb sweep --resume SWEEP_ID`"
 
 
-@_README_PENDING
 def test_the_readme_names_no_file_outside_the_repository() -> None:
     outside = re.findall(r"\.\./[\w./-]+", README.read_text(encoding="utf-8"))
     assert not outside, f"README.md names files outside the repository: {outside}"

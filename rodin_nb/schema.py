@@ -307,17 +307,42 @@ def _as_bool(value: Any) -> bool | None:
     return None
 
 
+def _show(value: Any, width: int = 80) -> str:
+    """A value for an error message: huge integers by size (their repr may be refused or slow), long
+    reprs shortened, so a message never fails or floods."""
+    if isinstance(value, numbers.Integral) and not isinstance(value, bool) and int(value).bit_length() > 256:
+        return f"an integer of about {int(int(value).bit_length() * 0.30103)} digits"
+    text = repr(value)
+    return text if len(text) <= width else text[: width - 3] + "..."
+
+
+def _unsendable(text: str) -> str | None:
+    """Why a string cannot go into a JSON request body as UTF-8 (a lone surrogate), or None."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        return (
+            f"contains a character that cannot be sent (a lone surrogate {text[exc.start]!r} at {exc.start})"
+        )
+    return None
+
+
 def _check_value(spec: InputSpec, value: Any) -> tuple[Any, list[str]]:
     """Normalise one value to its wire form and list what is wrong with it."""
     if spec.type == "string":
         if not isinstance(value, str):
-            return value, [f"must be a string, got {type(value).__name__} {value!r}" + _allowed_suffix(spec)]
+            return value, [
+                f"must be a string, got {type(value).__name__} {_show(value)}" + _allowed_suffix(spec)
+            ]
         if not value.strip():
             return value, ["must not be empty" + _allowed_suffix(spec)]
+        bad = _unsendable(value)
+        if bad is not None:
+            return value, [bad]
         if spec.allowed_values is not None and value not in spec.allowed_values:
             close = difflib.get_close_matches(value, [str(v) for v in spec.allowed_values], n=1, cutoff=0.5)
             hint = f" (did you mean {close[0]!r}?)" if close else ""
-            return value, [f"{value!r} is not allowed{hint}; allowed: {_join(spec.allowed_values)}"]
+            return value, [f"{_show(value)} is not allowed{hint}; allowed: {_join(spec.allowed_values)}"]
         problems = []
         if spec.min_length is not None and len(value) < spec.min_length:
             problems.append(f"must have at least {spec.min_length} characters")
@@ -327,7 +352,7 @@ def _check_value(spec: InputSpec, value: Any) -> tuple[Any, list[str]]:
     if spec.type == "boolean":
         flag = _as_bool(value)
         if flag is None:
-            return value, [f"must be true or false, got {type(value).__name__} {value!r}"]
+            return value, [f"must be true or false, got {type(value).__name__} {_show(value)}"]
         return flag, []
     if spec.type == "number":
         return _check_number(spec, value)
@@ -345,17 +370,18 @@ def _check_number(spec: InputSpec, value: Any) -> tuple[Any, list[str]]:
     what = "an integer" if spec.is_integer else "a number"
     allowed = f"; allowed: {what}" + (f" in {bounds}" if bounds else "")
     if not _is_number(value):
-        return value, [f"must be {what}, got {type(value).__name__} {value!r}{allowed}"]
+        return value, [f"must be {what}, got {type(value).__name__} {_show(value)}{allowed}"]
     if spec.is_integer:
-        if not float(value).is_integer():
-            return value, [f"{value!r} is not an integer{allowed}"]
+        # An int is whole however large (float() of 10**400 overflows); only non-ints are checked.
+        if not isinstance(value, numbers.Integral) and not float(value).is_integer():
+            return value, [f"{_show(value)} is not an integer{allowed}"]
         value = int(value)
     else:
         value = float(value) if not isinstance(value, numbers.Integral) else int(value)
     if spec.allowed_values is not None and value not in spec.allowed_values:
-        return value, [f"{value!r} is not allowed; allowed: {_join(spec.allowed_values)}"]
+        return value, [f"{_show(value)} is not allowed; allowed: {_join(spec.allowed_values)}"]
     if (spec.min is not None and value < spec.min) or (spec.max is not None and value > spec.max):
-        return value, [f"{value!r} is out of range{allowed}"]
+        return value, [f"{_show(value)} is out of range{allowed}"]
     return value, []
 
 

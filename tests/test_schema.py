@@ -168,3 +168,21 @@ class TestRodinRequest:
 def test_empty_image_list_means_no_images() -> None:
     req = rn.RodinRequest(prompt="chair", images=[], seed=1)
     assert "images" not in req.to_body()
+
+
+@pytest.mark.parametrize(
+    ("params", "field", "says"),
+    [
+        ({"prompt": "a chair", "seed": 10**400}, "seed", "about 400 digits is out of range"),
+        ({"prompt": 10**5000}, "prompt", "must be a string"),
+        ({"prompt": "a chair \ud800"}, "prompt", "lone surrogate"),
+    ],
+    ids=["huge-seed", "huge-int-prompt", "lone-surrogate"],
+)
+def test_hostile_values_are_validation_errors_naming_the_field(
+    params: dict[str, object], field: str, says: str
+) -> None:
+    """Values that used to escape as OverflowError, ValueError (int digits) or UnicodeEncodeError."""
+    with pytest.raises(rn.ValidationError) as info:
+        rn.RodinRequest(**params)
+    assert info.value.fields == [field] and says in info.value.problems[0][1]

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import io
 from pathlib import Path
 from typing import Any
+
+from .errors import AssetError
+from .glbcheck import check_glb
 
 __all__ = ["MESH_STAT_KEYS", "mesh_stats"]
 
@@ -15,10 +19,27 @@ def mesh_stats(path: Path) -> dict[str, Any]:
     """Faces, vertices, bounding box and texture sizes of a GLB (any glTF scene trimesh reads).
 
     ``process=False`` keeps the file's own vertices (no merging), so the counts are what a viewer draws.
+
+    Raises
+    ------
+    AssetError : the file is missing, hostile or unreadable (checked by :mod:`rodin_nb.glbcheck` first).
     """
     import trimesh
 
-    scene: Any = trimesh.load(path, force="scene", process=False)
+    path = Path(path)
+    try:
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise AssetError(f"cannot read 3D file {path}: {exc.strerror or exc}") from exc
+    if path.suffix.lower() == ".glb" or raw.startswith(b"glTF"):
+        check_glb(raw, str(path))
+        source: dict[str, Any] = {"file_obj": io.BytesIO(raw), "file_type": "glb"}
+    else:
+        source = {"file_obj": str(path)}
+    try:
+        scene: Any = trimesh.load(**source, force="scene", process=False)
+    except Exception as exc:  # trimesh raises anything from struct.error to KeyError on bad input
+        raise AssetError(f"cannot read 3D file {path}: {type(exc).__name__}: {exc}") from exc
     faces = 0
     vertices = 0
     textures: list[list[int]] = []

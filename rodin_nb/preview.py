@@ -11,28 +11,26 @@ over, so a preview always exists. ``docs/viewer.md`` explains the choice against
 pyglet path and matplotlib.
 
 Determinism: the same bytes give the same PNG on a given machine and renderer (fixed camera, lights and
-PNG encoder settings, no timestamps, every VTK call on one worker thread); the sandbox relies on it for
+PNG encoder settings, no timestamps, every VTK call in one worker process); the sandbox relies on it for
 byte-identical results.
 """
 
 from __future__ import annotations
 
-import concurrent.futures
 import ctypes.util
 import io
 import logging
 import math
 import os
-import struct
-import threading
-from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal, TypeVar
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 from numpy.typing import NDArray
 
+from ._renderproc import WORKER, WorkerDied
 from .errors import AssetError
+from .glbcheck import check_glb
 
 if TYPE_CHECKING:
     from .jobs import Run
@@ -55,17 +53,16 @@ VIEW_ELEVATION_DEG = 22.0
 
 RendererName = Literal["vtk-egl", "vtk-osmesa", "software"]
 
-# Every VTK call runs on one worker thread that owns the GL context: one render at a time, and the same
-# thread every time. (A context reused from several threads gave history-dependent pixels with Mesa;
-# a fresh context per render is deterministic but compiles every shader again, ~3x slower.)
-_LOCK = threading.Lock()
-_EXECUTOR: concurrent.futures.ThreadPoolExecutor | None = None
+# Every VTK call runs in one worker process (rodin_nb/_renderproc.py) on its main thread, which owns the
+# GL context: one render at a time, and the same context every time. (A context reused from several
+# threads gave history-dependent pixels with Mesa; a fresh context per render is deterministic but
+# compiles every shader again, ~3x slower.) A crash or a runaway allocation in VTK ends that process,
+# never the caller's; files are checked first (rodin_nb/glbcheck.py) so that should not happen at all.
 _PROBED: dict[str, bool] = {}
 _WINDOWS: dict[str, Any] = {}
 _SUPERSAMPLE = 2  # render at 2x and average 2x2 blocks: anti-aliasing that stays deterministic
 
 F64 = NDArray[np.float64]
-T = TypeVar("T")
 
 
 def view_direction() -> F64:
@@ -191,7 +188,7 @@ def _as_glb(source: bytes | str | os.PathLike[str]) -> tuple[bytes, str]:
             data = _convert_to_glb(path)
     if not data.startswith(b"glTF"):
         raise AssetError(f"cannot read 3D file {name}: not a binary glTF (GLB) file")
-    _check_glb(data, name)
+    check_glb(data, name)
     return data, name
 
 
@@ -206,17 +203,6 @@ def _convert_to_glb(path: Path) -> bytes:
     return out
 
 
-def _check_glb(data: bytes, name: str) -> None:
-    """Reject truncated or malformed GLB containers before a renderer sees them (VTK only logs errors)."""
-    try:
-        _magic, version, total = struct.unpack_from("<4sII", data, 0)
-        json_len, json_type = struct.unpack_from("<I4s", data, 12)
-    except struct.error:
-        raise AssetError(f"cannot read 3D file {name}: truncated GLB header") from None
-    if version != 2 or json_type != b"JSON" or total > len(data) or 20 + json_len > len(data):
-        raise AssetError(f"cannot read 3D file {name}: malformed or truncated GLB (glTF {version})")
-
-
 # --------------------------------------------------------------------------- VTK
 
 
@@ -228,16 +214,6 @@ def _vtk_platform() -> str | None:
         if _PROBED[platform]:
             return platform
     return None
-
-
-def _on_render_thread(fn: Callable[..., T], *args: Any) -> T:
-    """Run ``fn`` on the preview thread (created on first use) and return its result or raise its error."""
-    global _EXECUTOR
-    with _LOCK:
-        if _EXECUTOR is None:
-            _EXECUTOR = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="rodin-nb-preview")
-        executor = _EXECUTOR
-    return executor.submit(fn, *args).result()
 
 
 def _window(platform: str) -> Any:
@@ -265,13 +241,19 @@ def _probe(platform: str) -> bool:
         if version < (9, 4):
             log.info("VTK %s is too old for off-screen previews (need 9.4+)", vtkmodules.__version__)
             return False
-        ok = _on_render_thread(_supports_opengl, platform)
-    except Exception as exc:  # ImportError, missing shared libraries, driver trouble
+        ok = bool(WORKER.call("probe", platform, timeout=max(120.0, _timeout())))
+    except Exception as exc:  # WorkerDied, ImportError, missing shared libraries, driver trouble
         log.debug("VTK %s rendering unavailable: %s", platform, exc)
         return False
     if not ok:
         log.info("VTK found no usable OpenGL context through %s", platform)
     return ok
+
+
+def _timeout() -> float:
+    from ._renderproc import render_timeout_s
+
+    return render_timeout_s()
 
 
 def _supports_opengl(platform: str) -> bool:
@@ -304,8 +286,17 @@ class _quiet_vtk:
 
 
 def _render_vtk(glb: bytes, name: str, size: int, platform: str) -> bytes:
-    pixels = _on_render_thread(_draw_vtk, glb, name, size * _SUPERSAMPLE, platform)
-    return _png(_downsample(pixels, _SUPERSAMPLE))
+    """Render in the worker process; a crash or timeout there becomes AssetError here."""
+    try:
+        png: bytes = WORKER.call("render", glb, name, size, platform)
+    except WorkerDied as exc:
+        raise AssetError(f"cannot render 3D file {name}: the preview renderer {exc.reason}") from None
+    return png
+
+
+def _render_in_worker(glb: bytes, name: str, size: int, platform: str) -> bytes:
+    """The worker process's side of :func:`_render_vtk`: draw, supersample down, encode."""
+    return _png(_downsample(_draw_vtk(glb, name, size * _SUPERSAMPLE, platform), _SUPERSAMPLE))
 
 
 def _draw_vtk(glb: bytes, name: str, px: int, platform: str) -> NDArray[np.uint8]:
@@ -368,6 +359,7 @@ def _first_error(quiet: _quiet_vtk) -> str:
     return lines[0] if lines else ""
 
 
+_CHUNK = 1 << 21  # candidate pixels per rasterisation pass of the software renderer (~100 MB of arrays)
 _PREVIEW_FOV = 30.0  # narrower than the viewer's 45 degrees: less perspective distortion in thumbnails
 
 # Light grey vertical gradient, the same in every preview (VTK's Background is the bottom colour).
@@ -411,6 +403,8 @@ def _render_software(glb: bytes, name: str, size: int) -> bytes:
     colours = _vertex_colours(mesh, len(verts))
 
     # The shared three-quarter view, orthographic, fitted to the bounding sphere.
+    light = np.array([0.35, 0.6, 0.72])
+    light /= np.linalg.norm(light)
     d = view_direction()
     forward = -d
     right = np.cross(forward, [0.0, 1.0, 0.0])
@@ -438,36 +432,50 @@ def _render_software(glb: bytes, name: str, size: int) -> bytes:
     w = xmax - xmin + 1
     h = ymax - ymin + 1
     counts = w * h
-    owner = np.repeat(np.arange(len(counts)), counts)
-    local = np.arange(int(counts.sum())) - np.repeat(np.cumsum(counts) - counts, counts)
-    px = xmin[owner] + local % w[owner]
-    py = ymin[owner] + local // w[owner]
-    cx, cy = px + 0.5, py + 0.5
-    a = owner
-    l1 = ((x2[a] - cx) * (y0[a] - cy) - (x0[a] - cx) * (y2[a] - cy)) / area[a]
-    l2 = ((x0[a] - cx) * (y1[a] - cy) - (x1[a] - cx) * (y0[a] - cy)) / area[a]
-    l0 = 1.0 - l1 - l2
-    inside = (l0 >= -1e-9) & (l1 >= -1e-9) & (l2 >= -1e-9)
-    owner, px, py, l0, l1, l2 = owner[inside], px[inside], py[inside], l0[inside], l1[inside], l2[inside]
-    t = tris[owner]
-    bary = np.stack([l0, l1, l2], axis=1)[:, :, None]
-    z = (depth[t] * bary[:, :, 0]).sum(axis=1)
-    pixel = py * size + px
-    order = np.lexsort((z, pixel))  # nearest first within each pixel
-    first = np.unique(pixel[order], return_index=True)[1]
-    win = order[first]
-
-    n = (nv[t[win]] * bary[win]).sum(axis=1)
-    n /= np.maximum(np.linalg.norm(n, axis=1, keepdims=True), 1e-12)
-    n *= np.where(n[:, 2:3] < 0, -1.0, 1.0)  # light back faces as if seen from the front
-    light = np.array([0.35, 0.6, 0.72])
-    light /= np.linalg.norm(light)
-    shade = 0.28 + 0.72 * np.clip(n @ light, 0.0, 1.0)
-    col = (colours[t[win]] * bary[win]).sum(axis=1) * shade[:, None]
+    # Rasterise in chunks of at most _CHUNK candidate pixels against one z-buffer: memory stays bounded
+    # however many (or however large) the triangles; ties keep the earlier triangle, as one pass would.
+    zbuf = np.full(size * size, np.inf)
+    colour = np.zeros((size * size, 3))
+    cum = np.cumsum(counts)
+    start = 0
+    while start < len(counts):
+        base = int(cum[start - 1]) if start else 0
+        stop = max(int(np.searchsorted(cum, base + _CHUNK, "right")), start + 1)
+        sl = slice(start, stop)
+        start = stop
+        cnt = counts[sl]
+        owner = np.repeat(np.arange(sl.start, sl.stop), cnt)
+        local = np.arange(int(cnt.sum())) - np.repeat(np.cumsum(cnt) - cnt, cnt)
+        px = xmin[owner] + local % w[owner]
+        py = ymin[owner] + local // w[owner]
+        cx, cy = px + 0.5, py + 0.5
+        a = owner
+        l1 = ((x2[a] - cx) * (y0[a] - cy) - (x0[a] - cx) * (y2[a] - cy)) / area[a]
+        l2 = ((x0[a] - cx) * (y1[a] - cy) - (x1[a] - cx) * (y0[a] - cy)) / area[a]
+        l0 = 1.0 - l1 - l2
+        inside = (l0 >= -1e-9) & (l1 >= -1e-9) & (l2 >= -1e-9)
+        owner, px, py, l0, l1, l2 = owner[inside], px[inside], py[inside], l0[inside], l1[inside], l2[inside]
+        t = tris[owner]
+        bary = np.stack([l0, l1, l2], axis=1)[:, :, None]
+        z = (depth[t] * bary[:, :, 0]).sum(axis=1)
+        pixel = py * size + px
+        order = np.lexsort((z, pixel))  # nearest first within each pixel
+        first = np.unique(pixel[order], return_index=True)[1]
+        win = order[first]
+        win = win[z[win] < zbuf[pixel[win]]]
+        if not len(win):
+            continue
+        n = (nv[t[win]] * bary[win]).sum(axis=1)
+        n /= np.maximum(np.linalg.norm(n, axis=1, keepdims=True), 1e-12)
+        n *= np.where(n[:, 2:3] < 0, -1.0, 1.0)  # light back faces as if seen from the front
+        shade = 0.28 + 0.72 * np.clip(n @ light, 0.0, 1.0)
+        zbuf[pixel[win]] = z[win]
+        colour[pixel[win]] = (colours[t[win]] * bary[win]).sum(axis=1) * shade[:, None]
+    drawn = np.isfinite(zbuf)
 
     grad = np.linspace(_BG_TOP[0], _BG_BOTTOM[0], size)[:, None, None] * np.ones((1, size, 3))
     img = grad.reshape(-1, 3)
-    img[pixel[win]] = col
+    img[drawn] = colour[drawn]
     return _png(np.clip(np.round(img * 255.0), 0, 255).astype(np.uint8).reshape(size, size, 3))
 
 

@@ -82,6 +82,7 @@ def check_format(path: Path, ext: str) -> str | None:
                 return f"GLB version {version}, expected 2"
             if length != size:
                 return f"GLB header says {length} bytes, file has {size} (truncated or padded)"
+            return _glb_problem(path)
         elif ext == ".png":
             if head[:8] != b"\x89PNG\r\n\x1a\n":
                 return "not a PNG file"
@@ -94,6 +95,17 @@ def check_format(path: Path, ext: str) -> str | None:
             handle.seek(max(0, size - 2))
             if handle.read(2) != b"\xff\xd9":
                 return "JPEG without its end marker (truncated)"
+    return None
+
+
+def _glb_problem(path: Path) -> str | None:
+    """What :func:`rodin_nb.glbcheck.check_glb` finds wrong with a GLB (hostile structure, limits), or None."""
+    from .glbcheck import check_glb
+
+    try:
+        check_glb(path.read_bytes(), path.name)
+    except AssetError as exc:
+        return str(exc).split(": ", 1)[-1]
     return None
 
 

@@ -24,6 +24,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from ..errors import AssetError
+from ..glbcheck import check_glb
 
 __all__ = ["MaterialData", "Model", "ModelStats", "Primitive", "TextureData", "load_model"]
 
@@ -222,6 +223,8 @@ def load_model(source: bytes | str | os.PathLike[str], name: str | None = None) 
             opener = {"file_obj": io.BytesIO(raw), "file_type": "glb"}
         else:
             opener = {"file_obj": str(path)}
+    if raw:
+        check_glb(raw, label)  # hostile or broken containers stop here, before trimesh or Pillow
     try:
         scene: Any = trimesh.load(**opener, force="scene", process=False)
     except Exception as exc:  # trimesh raises anything from struct.error to KeyError on bad input
@@ -286,22 +289,22 @@ def load_model(source: bytes | str | os.PathLike[str], name: str | None = None) 
 
 
 def _bounds(primitives: list[Primitive], instances: list[Instance]) -> F64:
-    """Exact world-space box: each instance's vertices through its matrix (vectorised, float64)."""
-    lows, highs = [], []
-    for inst in instances:
-        pos = primitives[inst.primitive].position
-        m = inst.matrix
-        if np.array_equal(m[:3, :3], np.eye(3)):
-            lo = pos.min(axis=0).astype(np.float64) + m[:3, 3]
-            hi = pos.max(axis=0).astype(np.float64) + m[:3, 3]
-        else:
-            world = pos.astype(np.float64) @ m[:3, :3].T + m[:3, 3]
-            lo, hi = world.min(axis=0), world.max(axis=0)
-        lows.append(lo)
-        highs.append(hi)
-    if not lows:
+    """World-space box: each primitive's box once, its 8 corners through every instance's matrix.
+
+    Work is proportional to unique geometry plus 8 points per instance (as trimesh's ``Scene.bounds``),
+    not to instances x vertices.
+    """
+    if not instances:
         return np.zeros((2, 3))
-    return np.array([np.min(lows, axis=0), np.max(highs, axis=0)])
+    boxes = np.array(
+        [[p.position.min(axis=0), p.position.max(axis=0)] for p in primitives], dtype=np.float64
+    )  # (P, 2, 3)
+    pick = np.array([[0, 0, 0], [0, 0, 1], [0, 1, 0], [0, 1, 1], [1, 0, 0], [1, 0, 1], [1, 1, 0], [1, 1, 1]])
+    corners = boxes[:, pick, [0, 1, 2]]  # (P, 8, 3)
+    which = np.fromiter((i.primitive for i in instances), dtype=np.int64, count=len(instances))
+    matrices = np.stack([i.matrix for i in instances])  # (N, 4, 4)
+    world = np.einsum("nij,nkj->nki", matrices[:, :3, :3], corners[which]) + matrices[:, None, :3, 3]
+    return np.array([world.min(axis=(0, 1)), world.max(axis=(0, 1))])
 
 
 def _uv(visual: Any, count: int) -> F32 | None:

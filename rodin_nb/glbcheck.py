@@ -1,0 +1,547 @@
+"""Structural check of a GLB before any native code (VTK, Pillow's decoders) or trimesh reads it.
+
+A malformed GLB could crash VTK's glTF importer (SIGSEGV, SIGABRT) or make a renderer allocate tens of
+gigabytes. :func:`check_glb` reads only the container, the JSON chunk and a few bytes of each image
+header, and raises :class:`~rodin_nb.errors.AssetError` saying what is wrong. Pure Python and numpy; a
+small file is checked in milliseconds.
+
+What is checked:
+
+- container: magic, version 2, declared length, chunk lengths and types; the JSON chunk is UTF-8, an
+  object, at most :data:`MAX_JSON_DEPTH` levels deep and at most :data:`MAX_JSON_BYTES` long;
+- buffers (the BIN chunk or ``data:`` URIs; other URIs are refused), buffer views (offset + length in
+  their buffer, ``byteStride`` 4..252), accessors (component type and element type known, offset,
+  count and stride inside their view, sparse parts too);
+- meshes: attribute and index accessors exist, attributes agree on their count, index values are below
+  the vertex count (read from the file);
+- nodes: children in range, no node with two parents, no cycles; mesh, skin and camera references in
+  range; scenes' root nodes in range;
+- images: PNG, JPEG, WebP or GIF; width and height read from the image header (never decoded), each
+  side at most :data:`MAX_IMAGE_SIDE` and all images together at most :data:`MAX_IMAGE_BYTES` once
+  decoded as RGBA;
+- work: triangles drawn (every node instance times its mesh's triangles) at most
+  :data:`MAX_DRAWN_TRIANGLES`, mesh instances at most :data:`MAX_INSTANCES`.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import re
+import struct
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from .errors import AssetError
+
+__all__ = [
+    "MAX_DRAWN_TRIANGLES",
+    "MAX_IMAGE_BYTES",
+    "MAX_IMAGE_SIDE",
+    "MAX_INSTANCES",
+    "MAX_JSON_BYTES",
+    "MAX_JSON_DEPTH",
+    "GlbSummary",
+    "check_glb",
+]
+
+#: Widest or tallest texture accepted, in pixels.
+MAX_IMAGE_SIDE = 8192
+#: All textures of a file decoded as RGBA, in bytes (256 MiB).
+MAX_IMAGE_BYTES = 256 * 1024 * 1024
+#: Triangles drawn: the sum over node instances of their mesh's triangles.
+MAX_DRAWN_TRIANGLES = 5_000_000
+#: Nodes drawing a mesh (each is one draw call in the viewer and the preview renderer).
+MAX_INSTANCES = 2_000
+#: Nesting of the JSON chunk (arrays and objects).
+MAX_JSON_DEPTH = 64
+#: Size of the JSON chunk.
+MAX_JSON_BYTES = 32 * 1024 * 1024
+
+_COMPONENT_BYTES = {5120: 1, 5121: 1, 5122: 2, 5123: 2, 5125: 4, 5126: 4}
+_COMPONENT_DTYPES = {5121: "<u1", 5123: "<u2", 5125: "<u4"}
+_TYPE_COMPONENTS = {"SCALAR": 1, "VEC2": 2, "VEC3": 3, "VEC4": 4, "MAT2": 4, "MAT3": 9, "MAT4": 16}
+_STRING = re.compile(rb'"(?:[^"\\]|\\.)*"', re.DOTALL)
+
+
+@dataclass(frozen=True)
+class GlbSummary:
+    """What the check learned on the way: sizes a caller may report."""
+
+    triangles: int  # drawn (instances x mesh triangles)
+    instances: int
+    images: tuple[tuple[int, int], ...]
+
+
+class _Bad(Exception):
+    """A problem found; turned into AssetError naming the file."""
+
+
+def check_glb(data: bytes, name: str = "<GLB bytes>") -> GlbSummary:
+    """Check GLB bytes; raise :class:`AssetError` ("cannot read 3D file NAME: WHY") if hostile or broken."""
+    try:
+        return _check(bytes(data))
+    except _Bad as exc:
+        raise AssetError(f"cannot read 3D file {name}: {exc}") from None
+    except (RecursionError, MemoryError, OverflowError, ValueError, TypeError, KeyError, IndexError) as exc:
+        raise AssetError(f"cannot read 3D file {name}: malformed glTF ({type(exc).__name__}: {exc})") from None
+
+
+# --------------------------------------------------------------------------- container
+
+
+def _check(data: bytes) -> GlbSummary:
+    if len(data) < 20 or data[:4] != b"glTF":
+        raise _Bad("not a binary glTF (GLB) file" if data[:4] != b"glTF" else "truncated GLB header")
+    version, total = struct.unpack_from("<II", data, 4)
+    if version != 2:
+        raise _Bad(f"GLB version {version}, only glTF 2 is supported")
+    if total > len(data):
+        raise _Bad(f"truncated GLB: header says {total} bytes, got {len(data)}")
+    json_len, json_type = struct.unpack_from("<I4s", data, 12)
+    if json_type != b"JSON":
+        raise _Bad("malformed GLB: the first chunk is not JSON")
+    if 20 + json_len > total:
+        raise _Bad(f"malformed GLB: JSON chunk of {json_len} bytes runs past the file's {total}")
+    if json_len > MAX_JSON_BYTES:
+        raise _Bad(f"JSON chunk of {json_len:,} bytes (limit {MAX_JSON_BYTES:,})")
+    raw_json = bytes(data[20 : 20 + json_len])
+    bin_chunk: bytes | None = None
+    offset = 20 + ((json_len + 3) & ~3)
+    if offset + 8 <= total:
+        bin_len, bin_type = struct.unpack_from("<I4s", data, offset)
+        if offset + 8 + bin_len > total:
+            raise _Bad(f"malformed GLB: chunk of {bin_len} bytes runs past the end of the file")
+        if bin_type == b"BIN\x00":
+            bin_chunk = bytes(data[offset + 8 : offset + 8 + bin_len])
+    doc = _parse_json(raw_json)
+    return _Document(doc, bin_chunk).check()
+
+
+def _parse_json(raw: bytes) -> dict[str, Any]:
+    depth = _json_depth(raw)
+    if depth > MAX_JSON_DEPTH:
+        raise _Bad(f"JSON nested {depth} levels deep (limit {MAX_JSON_DEPTH})")
+    try:
+        doc = json.loads(raw.decode("utf-8"))
+    except UnicodeDecodeError:
+        raise _Bad("JSON chunk is not UTF-8") from None
+    except json.JSONDecodeError as exc:
+        raise _Bad(f"JSON chunk is not valid JSON ({exc})") from None
+    if not isinstance(doc, dict):
+        raise _Bad(f"JSON chunk is a {type(doc).__name__}, not an object")
+    return doc
+
+
+def _json_depth(raw: bytes) -> int:
+    """Deepest bracket nesting outside string literals (vectorised: no recursion, no per-byte loop)."""
+    text = _STRING.sub(b'""', raw)
+    codes = np.frombuffer(text, dtype=np.uint8)
+    step = np.zeros(len(codes), dtype=np.int32)
+    step[(codes == ord("[")) | (codes == ord("{"))] = 1
+    step[(codes == ord("]")) | (codes == ord("}"))] = -1
+    return int(np.cumsum(step).max()) if len(step) else 0
+
+
+# --------------------------------------------------------------------------- document
+
+
+def _list(doc: dict[str, Any], key: str) -> list[Any]:
+    value = doc.get(key, [])
+    if not isinstance(value, list):
+        raise _Bad(f"'{key}' is not an array")
+    for i, item in enumerate(value):
+        if not isinstance(item, dict):
+            raise _Bad(f"{key}[{i}] is not an object")
+    return value
+
+
+def _int(obj: dict[str, Any], key: str, where: str, default: int | None = None, low: int = 0) -> int:
+    value = obj.get(key, default)
+    if value is None:
+        raise _Bad(f"{where} has no {key}")
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise _Bad(f"{where}.{key} is not an integer: {value!r}"[:200])
+    if value < low:
+        raise _Bad(f"{where}.{key} = {value} is below {low}")
+    return value
+
+
+def _ref(obj: dict[str, Any], key: str, where: str, items: list[Any], what: str) -> int | None:
+    if key not in obj:
+        return None
+    index = _int(obj, key, where)
+    if index >= len(items):
+        raise _Bad(f"{where}.{key} = {index} but the file has {len(items)} {what}")
+    return index
+
+
+class _Document:
+    def __init__(self, doc: dict[str, Any], bin_chunk: bytes | None) -> None:
+        self.doc = doc
+        self.bin = bin_chunk
+        self.buffers: list[bytes | None] = []
+        self.buffer_defs = _list(doc, "buffers")
+        self.views = _list(doc, "bufferViews")
+        self.accessors = _list(doc, "accessors")
+        self.meshes = _list(doc, "meshes")
+        self.nodes = _list(doc, "nodes")
+        self.scenes = _list(doc, "scenes")
+        self.images = _list(doc, "images")
+        self.textures = _list(doc, "textures")
+        self.materials = _list(doc, "materials")
+        self.samplers = _list(doc, "samplers")
+        self.skins = _list(doc, "skins")
+        self.cameras = _list(doc, "cameras")
+
+    def check(self) -> GlbSummary:
+        self._buffers()
+        self._views()
+        for i, accessor in enumerate(self.accessors):
+            self._accessor(i, accessor)
+        triangles = [self._mesh(i, mesh) for i, mesh in enumerate(self.meshes)]
+        drawn, instances = self._nodes(triangles)
+        images = self._images()
+        self._textures()
+        return GlbSummary(triangles=drawn, instances=instances, images=images)
+
+    # buffers and views -----------------------------------------------------------------
+
+    def _buffers(self) -> None:
+        for i, buffer in enumerate(self.buffer_defs):
+            where = f"buffers[{i}]"
+            length = _int(buffer, "byteLength", where, low=1)
+            uri = buffer.get("uri")
+            if uri is None:
+                if i != 0 or self.bin is None:
+                    raise _Bad(f"{where} refers to a BIN chunk the file does not have")
+                blob: bytes | None = self.bin
+            elif isinstance(uri, str) and uri.startswith("data:"):
+                blob = _data_uri(uri, where)
+            else:
+                raise _Bad(f"{where} refers to an external file ({str(uri)[:80]!r}); only self-contained GLBs")
+            if blob is None or len(blob) < length:
+                got = 0 if blob is None else len(blob)
+                raise _Bad(f"{where}.byteLength = {length} but only {got} bytes are present")
+            self.buffers.append(blob)
+
+    def _views(self) -> None:
+        for i, view in enumerate(self.views):
+            where = f"bufferViews[{i}]"
+            buffer = _ref(view, "buffer", where, self.buffer_defs, "buffers")
+            if buffer is None:
+                raise _Bad(f"{where} has no buffer")
+            offset = _int(view, "byteOffset", where, 0)
+            length = _int(view, "byteLength", where, low=1)
+            size = self.buffer_defs[buffer]["byteLength"]
+            if offset + length > size:
+                raise _Bad(f"{where} spans bytes {offset}..{offset + length} of a {size}-byte buffer")
+            if "byteStride" in view:
+                stride = _int(view, "byteStride", where)
+                if not 4 <= stride <= 252 or stride % 4:
+                    raise _Bad(f"{where}.byteStride = {stride} (must be a multiple of 4 in 4..252)")
+
+    def _view_bytes(self, index: int) -> bytes:
+        view = self.views[index]
+        blob = self.buffers[view["buffer"]]
+        assert blob is not None
+        start = view.get("byteOffset", 0)
+        return blob[start : start + view["byteLength"]]
+
+    def _span(self, where: str, view_index: int, offset: int, count: int, elem: int, stride: int) -> None:
+        length = self.views[view_index]["byteLength"]
+        end = offset + stride * (count - 1) + elem
+        if end > length:
+            raise _Bad(
+                f"{where} reads {count:,} elements to byte {end:,} of a {length:,}-byte buffer view "
+                "(count, offset or stride beyond the data)"
+            )
+
+    def _accessor(self, i: int, accessor: dict[str, Any]) -> None:
+        where = f"accessors[{i}]"
+        component = _int(accessor, "componentType", where)
+        if component not in _COMPONENT_BYTES:
+            raise _Bad(f"{where}.componentType = {component} is not a glTF component type")
+        kind = accessor.get("type")
+        if kind not in _TYPE_COMPONENTS:
+            raise _Bad(f"{where}.type = {str(kind)[:40]!r} is not a glTF accessor type")
+        count = _int(accessor, "count", where, low=1)
+        elem = _COMPONENT_BYTES[component] * _TYPE_COMPONENTS[kind]
+        view_index = _ref(accessor, "bufferView", where, self.views, "buffer views")
+        if view_index is not None:
+            offset = _int(accessor, "byteOffset", where, 0)
+            stride = self.views[view_index].get("byteStride", elem)
+            self._span(where, view_index, offset, count, elem, stride)
+        elif count > 50_000_000:
+            raise _Bad(f"{where}.count = {count:,} without data")
+        sparse = accessor.get("sparse")
+        if sparse is not None:
+            if not isinstance(sparse, dict):
+                raise _Bad(f"{where}.sparse is not an object")
+            n = _int(sparse, "count", f"{where}.sparse", low=1)
+            if n > count:
+                raise _Bad(f"{where}.sparse.count = {n} exceeds the accessor's count {count}")
+            for part, size in (("indices", None), ("values", elem)):
+                spec = sparse.get(part)
+                if not isinstance(spec, dict):
+                    raise _Bad(f"{where}.sparse.{part} is missing")
+                w = f"{where}.sparse.{part}"
+                vi = _ref(spec, "bufferView", w, self.views, "buffer views")
+                if vi is None:
+                    raise _Bad(f"{w} has no bufferView")
+                if size is None:
+                    ct = _int(spec, "componentType", w)
+                    if ct not in _COMPONENT_DTYPES:
+                        raise _Bad(f"{w}.componentType = {ct} is not an unsigned integer type")
+                    size = _COMPONENT_BYTES[ct]
+                    off = _int(spec, "byteOffset", w, 0)
+                    self._span(w, vi, off, n, size, size)
+                    idx = np.frombuffer(self._view_bytes(vi), dtype=_COMPONENT_DTYPES[ct], count=n, offset=off)
+                    if idx.size and int(idx.max()) >= count:
+                        raise _Bad(f"{w} has index {int(idx.max())} past the accessor's count {count}")
+                else:
+                    self._span(w, vi, _int(spec, "byteOffset", w, 0), n, size, size)
+
+    # meshes and nodes ------------------------------------------------------------------
+
+    def _mesh(self, i: int, mesh: dict[str, Any]) -> int:
+        """Triangles of one mesh (all its triangle primitives)."""
+        primitives = mesh.get("primitives")
+        if not isinstance(primitives, list) or not primitives:
+            raise _Bad(f"meshes[{i}] has no primitives")
+        triangles = 0
+        for j, primitive in enumerate(primitives):
+            where = f"meshes[{i}].primitives[{j}]"
+            if not isinstance(primitive, dict):
+                raise _Bad(f"{where} is not an object")
+            attributes = primitive.get("attributes")
+            if not isinstance(attributes, dict) or "POSITION" not in attributes:
+                raise _Bad(f"{where} has no POSITION attribute")
+            counts = set()
+            for key in attributes:
+                index = _ref(attributes, key, f"{where}.attributes", self.accessors, "accessors")
+                assert index is not None
+                counts.add(self.accessors[index]["count"])
+            if len(counts) != 1:
+                raise _Bad(f"{where}: its attributes have different counts {sorted(counts)}")
+            vertices = counts.pop()
+            position = self.accessors[attributes["POSITION"]]
+            if position["type"] != "VEC3" or position["componentType"] != 5126:
+                raise _Bad(f"{where}: POSITION is not float VEC3")
+            mode = _int(primitive, "mode", where, 4)
+            if mode > 6:
+                raise _Bad(f"{where}.mode = {mode} is not a glTF primitive mode")
+            _ref(primitive, "material", where, self.materials, "materials")
+            elements = vertices
+            index = _ref(primitive, "indices", where, self.accessors, "accessors")
+            if index is not None:
+                elements = self._indices(f"{where}.indices", index, vertices)
+            if mode == 4:
+                triangles += elements // 3
+            elif mode in (5, 6):
+                triangles += max(elements - 2, 0)
+            for target in primitive.get("targets", []) or []:
+                if not isinstance(target, dict):
+                    raise _Bad(f"{where}.targets holds a non-object")
+                for key in target:
+                    _ref(target, key, f"{where}.targets", self.accessors, "accessors")
+        return triangles
+
+    def _indices(self, where: str, index: int, vertices: int) -> int:
+        accessor = self.accessors[index]
+        component = accessor["componentType"]
+        if accessor["type"] != "SCALAR" or component not in _COMPONENT_DTYPES:
+            raise _Bad(f"{where}: accessor {index} is not unsigned-integer SCALAR indices")
+        count = accessor["count"]
+        if "bufferView" in accessor and "sparse" not in accessor:
+            view = self.views[accessor["bufferView"]]
+            size = _COMPONENT_BYTES[component]
+            if view.get("byteStride", size) != size:
+                raise _Bad(f"{where}: index buffer view {accessor['bufferView']} has a byteStride")
+            values = np.frombuffer(
+                self._view_bytes(accessor["bufferView"]),
+                dtype=_COMPONENT_DTYPES[component],
+                count=count,
+                offset=accessor.get("byteOffset", 0),
+            )
+            top = int(values.max())
+            if top >= vertices:
+                raise _Bad(f"{where}: index {top:,} but the primitive has {vertices:,} vertices")
+        elif "sparse" in accessor:
+            raise _Bad(f"{where}: sparse index accessors are not supported")
+        return int(count)
+
+    def _nodes(self, mesh_triangles: list[int]) -> tuple[int, int]:
+        parent: dict[int, int] = {}
+        for i, node in enumerate(self.nodes):
+            where = f"nodes[{i}]"
+            children = node.get("children", [])
+            if not isinstance(children, list):
+                raise _Bad(f"{where}.children is not an array")
+            for child in children:
+                if isinstance(child, bool) or not isinstance(child, int) or not 0 <= child < len(self.nodes):
+                    raise _Bad(f"{where} has child {str(child)[:40]} but the file has {len(self.nodes)} nodes")
+                if child == i:
+                    raise _Bad(f"{where} lists itself as its own child")
+                if child in parent:
+                    raise _Bad(f"node {child} has two parents (nodes {parent[child]} and {i})")
+                parent[child] = i
+            _ref(node, "mesh", where, self.meshes, "meshes")
+            _ref(node, "skin", where, self.skins, "skins")
+            _ref(node, "camera", where, self.cameras, "cameras")
+            for key, length in (("matrix", 16), ("translation", 3), ("rotation", 4), ("scale", 3)):
+                value = node.get(key)
+                if value is not None and (
+                    not isinstance(value, list)
+                    or len(value) != length
+                    or not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in value)
+                ):
+                    raise _Bad(f"{where}.{key} is not {length} numbers")
+        # Cycles: with at most one parent each, a cycle is a chain of parents that comes back.
+        state = [0] * len(self.nodes)  # 0 unvisited, 1 on the current chain, 2 known to reach a root
+        for start in range(len(self.nodes)):
+            chain = []
+            node = start
+            while node is not None and state[node] == 0:
+                state[node] = 1
+                chain.append(node)
+                node = parent.get(node)
+            if node is not None and state[node] == 1:
+                raise _Bad(f"the node graph has a cycle through node {node}")
+            for n in chain:
+                state[n] = 2
+        roots: set[int] = set()
+        for s, scene in enumerate(self.scenes):
+            nodes = scene.get("nodes", [])
+            if not isinstance(nodes, list):
+                raise _Bad(f"scenes[{s}].nodes is not an array")
+            for n in nodes:
+                if isinstance(n, bool) or not isinstance(n, int) or not 0 <= n < len(self.nodes):
+                    raise _Bad(f"scenes[{s}] has node {str(n)[:40]} but the file has {len(self.nodes)} nodes")
+                roots.add(n)
+        drawing = [i for i, node in enumerate(self.nodes) if "mesh" in node]
+        drawn = sum(mesh_triangles[self.nodes[i]["mesh"]] for i in drawing)
+        if len(drawing) > MAX_INSTANCES:
+            raise _Bad(f"{len(drawing):,} mesh instances (nodes drawing a mesh); the limit is {MAX_INSTANCES:,}")
+        if drawn > MAX_DRAWN_TRIANGLES:
+            raise _Bad(
+                f"{drawn:,} triangles drawn ({len(drawing):,} instances); the limit is {MAX_DRAWN_TRIANGLES:,}"
+            )
+        return drawn, len(drawing)
+
+    # images ----------------------------------------------------------------------------
+
+    def _images(self) -> tuple[tuple[int, int], ...]:
+        sizes = []
+        total = 0
+        for i, image in enumerate(self.images):
+            where = f"images[{i}]"
+            view = _ref(image, "bufferView", where, self.views, "buffer views")
+            if view is not None:
+                head = self._view_bytes(view)
+            elif isinstance(image.get("uri"), str) and image["uri"].startswith("data:"):
+                head = _data_uri(image["uri"], where) or b""
+            else:
+                raise _Bad(f"{where} refers to an external file or has no data")
+            width, height = image_size(head, where)
+            if width > MAX_IMAGE_SIDE or height > MAX_IMAGE_SIDE:
+                raise _Bad(f"{where} is {width}x{height} pixels; the limit is {MAX_IMAGE_SIDE} per side")
+            total += width * height * 4
+            if total > MAX_IMAGE_BYTES:
+                raise _Bad(
+                    f"textures would take {total / 2**20:,.0f} MB decoded; the limit is {MAX_IMAGE_BYTES // 2**20} MB"
+                )
+            sizes.append((width, height))
+        return tuple(sizes)
+
+    def _textures(self) -> None:
+        for i, texture in enumerate(self.textures):
+            _ref(texture, "source", f"textures[{i}]", self.images, "images")
+            _ref(texture, "sampler", f"textures[{i}]", self.samplers, "samplers")
+        for i, material in enumerate(self.materials):
+            for ref in _texture_refs(material):
+                _ref(ref, "index", f"materials[{i}] texture", self.textures, "textures")
+
+
+def _texture_refs(material: dict[str, Any]) -> list[dict[str, Any]]:
+    refs = []
+    pbr = material.get("pbrMetallicRoughness")
+    holders = [material] + ([pbr] if isinstance(pbr, dict) else [])
+    for holder in holders:
+        for key, value in holder.items():
+            if key.endswith("Texture"):
+                if not isinstance(value, dict):
+                    raise _Bad(f"material {key} is not an object")
+                refs.append(value)
+    return refs
+
+
+def _data_uri(uri: str, where: str) -> bytes | None:
+    head, _, payload = uri.partition(",")
+    if ";base64" not in head:
+        raise _Bad(f"{where} has a data URI that is not base64")
+    try:
+        return base64.b64decode(payload, validate=False)
+    except ValueError:
+        raise _Bad(f"{where} has a malformed base64 data URI") from None
+
+
+# --------------------------------------------------------------------------- image headers
+
+
+def image_size(head: bytes, where: str = "image") -> tuple[int, int]:
+    """Width and height from a PNG, JPEG, WebP or GIF header, without decoding pixels."""
+    if head[:8] == b"\x89PNG\r\n\x1a\n":
+        if len(head) < 24 or head[12:16] != b"IHDR":
+            raise _Bad(f"{where} is a truncated PNG")
+        w, h = struct.unpack(">II", head[16:24])
+    elif head[:2] == b"\xff\xd8":
+        w, h = _jpeg_size(head, where)
+    elif head[:4] == b"RIFF" and head[8:12] == b"WEBP":
+        w, h = _webp_size(head, where)
+    elif head[:6] in (b"GIF87a", b"GIF89a") and len(head) >= 10:
+        w, h = struct.unpack("<HH", head[6:10])
+    else:
+        raise _Bad(f"{where} is not a PNG, JPEG, WebP or GIF image")
+    if w == 0 or h == 0:
+        raise _Bad(f"{where} declares {w}x{h} pixels")
+    return int(w), int(h)
+
+
+def _jpeg_size(head: bytes, where: str) -> tuple[int, int]:
+    i = 2
+    while i + 4 <= len(head):
+        if head[i] != 0xFF:
+            raise _Bad(f"{where} is a malformed JPEG")
+        marker = head[i + 1]
+        if marker == 0xFF:
+            i += 1
+            continue
+        if marker in (0xD8, 0x01) or 0xD0 <= marker <= 0xD7:
+            i += 2
+            continue
+        (length,) = struct.unpack(">H", head[i + 2 : i + 4])
+        if 0xC0 <= marker <= 0xCF and marker not in (0xC4, 0xC8, 0xCC):
+            if i + 9 > len(head):
+                break
+            h, w = struct.unpack(">HH", head[i + 5 : i + 9])
+            return w, h
+        if length < 2:
+            break
+        i += 2 + length
+    raise _Bad(f"{where} is a JPEG without a frame header")
+
+
+def _webp_size(head: bytes, where: str) -> tuple[int, int]:
+    kind = head[12:16]
+    if kind == b"VP8 " and len(head) >= 30:
+        w, h = struct.unpack("<HH", head[26:30])
+        return w & 0x3FFF, h & 0x3FFF
+    if kind == b"VP8L" and len(head) >= 25:
+        bits = int.from_bytes(head[21:25], "little")
+        return (bits & 0x3FFF) + 1, ((bits >> 14) & 0x3FFF) + 1
+    if kind == b"VP8X" and len(head) >= 30:
+        return int.from_bytes(head[24:27], "little") + 1, int.from_bytes(head[27:30], "little") + 1
+    raise _Bad(f"{where} is a malformed WebP")

@@ -21,6 +21,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -174,7 +175,10 @@ def _serve() -> None:
     source = sys.stdin.buffer
     from . import preview
 
-    ops = {"probe": preview._supports_opengl, "render": preview._render_in_worker}
+    ops: dict[str, Callable[..., Any]] = {
+        "probe": preview._supports_opengl,
+        "render": preview._render_in_worker,
+    }
     while True:
         head = source.read(_HEADER.size)
         if len(head) < _HEADER.size:

@@ -86,7 +86,8 @@ def check_glb(data: bytes, name: str = "<GLB bytes>") -> GlbSummary:
     except _Bad as exc:
         raise AssetError(f"cannot read 3D file {name}: {exc}") from None
     except (RecursionError, MemoryError, OverflowError, ValueError, TypeError, KeyError, IndexError) as exc:
-        raise AssetError(f"cannot read 3D file {name}: malformed glTF ({type(exc).__name__}: {exc})") from None
+        why = f"malformed glTF ({type(exc).__name__}: {exc})"
+        raise AssetError(f"cannot read 3D file {name}: {why}") from None
 
 
 # --------------------------------------------------------------------------- container
@@ -221,7 +222,7 @@ class _Document:
             elif isinstance(uri, str) and uri.startswith("data:"):
                 blob = _data_uri(uri, where)
             else:
-                raise _Bad(f"{where} refers to an external file ({str(uri)[:80]!r}); only self-contained GLBs")
+                raise _Bad(f"{where} refers to an external file ({str(uri)[:80]!r}); not self-contained")
             if blob is None or len(blob) < length:
                 got = 0 if blob is None else len(blob)
                 raise _Bad(f"{where}.byteLength = {length} but only {got} bytes are present")
@@ -298,7 +299,8 @@ class _Document:
                     size = _COMPONENT_BYTES[ct]
                     off = _int(spec, "byteOffset", w, 0)
                     self._span(w, vi, off, n, size, size)
-                    idx = np.frombuffer(self._view_bytes(vi), dtype=_COMPONENT_DTYPES[ct], count=n, offset=off)
+                    blob = self._view_bytes(vi)
+                    idx = np.frombuffer(blob, dtype=_COMPONENT_DTYPES[ct], count=n, offset=off)
                     if idx.size and int(idx.max()) >= count:
                         raise _Bad(f"{w} has index {int(idx.max())} past the accessor's count {count}")
                 else:
@@ -382,7 +384,7 @@ class _Document:
                 raise _Bad(f"{where}.children is not an array")
             for child in children:
                 if isinstance(child, bool) or not isinstance(child, int) or not 0 <= child < len(self.nodes):
-                    raise _Bad(f"{where} has child {str(child)[:40]} but the file has {len(self.nodes)} nodes")
+                    raise _Bad(f"{where} has child {str(child)[:40]}; the file has {len(self.nodes)} nodes")
                 if child == i:
                     raise _Bad(f"{where} lists itself as its own child")
                 if child in parent:
@@ -424,10 +426,10 @@ class _Document:
         drawing = [i for i, node in enumerate(self.nodes) if "mesh" in node]
         drawn = sum(mesh_triangles[self.nodes[i]["mesh"]] for i in drawing)
         if len(drawing) > MAX_INSTANCES:
-            raise _Bad(f"{len(drawing):,} mesh instances (nodes drawing a mesh); the limit is {MAX_INSTANCES:,}")
+            raise _Bad(f"{len(drawing):,} mesh instances (nodes drawing a mesh); limit {MAX_INSTANCES:,}")
         if drawn > MAX_DRAWN_TRIANGLES:
             raise _Bad(
-                f"{drawn:,} triangles drawn ({len(drawing):,} instances); the limit is {MAX_DRAWN_TRIANGLES:,}"
+                f"{drawn:,} triangles drawn ({len(drawing):,} instances); limit {MAX_DRAWN_TRIANGLES:,}"
             )
         return drawn, len(drawing)
 
@@ -451,7 +453,8 @@ class _Document:
             total += width * height * 4
             if total > MAX_IMAGE_BYTES:
                 raise _Bad(
-                    f"textures would take {total / 2**20:,.0f} MB decoded; the limit is {MAX_IMAGE_BYTES // 2**20} MB"
+                    f"textures would take {total / 2**20:,.0f} MB decoded; "
+                    f"the limit is {MAX_IMAGE_BYTES // 2**20} MB"
                 )
             sizes.append((width, height))
         return tuple(sizes)

@@ -99,7 +99,7 @@ def check_format(path: Path, ext: str) -> str | None:
 
 
 def _glb_problem(path: Path) -> str | None:
-    """What :func:`rodin_nb.glbcheck.check_glb` finds wrong with a GLB (hostile structure, limits), or None."""
+    """What :func:`rodin_nb.glbcheck.check_glb` finds wrong with a GLB (structure, limits), or None."""
     from .glbcheck import check_glb
 
     try:

@@ -150,7 +150,7 @@ class TestBadBodies:
             b'{"prompt": "a chest", "quality": 1' + b"0" * 310 + b"}",
             b'{"prompt": "a chest", "seed": 1' + b"0" * 5000 + b"}",
             b'{"prompt": "a chest", "seed": 1e400}',
-            b'{"prompt": "a chest", "bbox_condition": [1' + b"0" * 400 + b", 1, 1]}',
+            b'{"prompt": "a chest", "bbox_condition": [1' + b"0" * 400 + b", 1, 1]}",
             b'{"prompt": ' + b"[" * 1200 + b"]" * 1200 + b"}",
             b"[" * 1200 + b"]" * 1200,
             b'{"a":' * 1500 + b"1" + b"}" * 1500,

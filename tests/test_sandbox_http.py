@@ -185,7 +185,7 @@ class TestBadBodies:
         assert_json_error(r, (400, 413, 422))
         assert sb.stats()["jobs_created"] == before
 
-    @pytest.mark.parametrize("size", [(30000, 30000), (12000, 12000), (20000, 1), (65535, 65535)])
+    @pytest.mark.parametrize("size", [(30000, 30000), (12000, 12000), (200000, 1000), (7000, 7000)])
     def test_decompression_bomb_upload_is_400_json(self, sb: SandboxServer, size: tuple[int, int]) -> None:
         """A PNG declaring a huge pixel count is refused (400 naming 'image'), not decoded, not a 500."""
         image = base64.b64encode(png_declaring(*size)).decode()
@@ -369,7 +369,9 @@ class TestFraming:
         ],
         ids=["negative", "plus", "underscore", "5000-digits", "text", "both", "gzip", "identity"],
     )
-    def test_bad_framing_headers_are_4xx_or_501_json(self, sb: SandboxServer, headers: dict[str, str]) -> None:
+    def test_bad_framing_headers_are_4xx_or_501_json(
+        self, sb: SandboxServer, headers: dict[str, str]
+    ) -> None:
         r = raw(api_port(sb), request("POST", "/v1/assets", b"", headers))
         assert_json_error(r, (400, 501))
         assert r.headers.get("connection") == "close"
@@ -384,7 +386,9 @@ class TestFraming:
         """A client that hangs up mid-body creates nothing (the short body is not taken as the request)."""
         before = sb.stats()["jobs_created"]
         body = b'{"prompt": "a chest", "quality": "extra-low"}' + b" " * 100
-        data = request("POST", f"/v1/generate/custom/{MODEL}", headers={"Content-Length": str(len(body) + 50)})
+        data = request(
+            "POST", f"/v1/generate/custom/{MODEL}", headers={"Content-Length": str(len(body) + 50)}
+        )
         with socket.create_connection(("127.0.0.1", api_port(sb)), timeout=10) as s:
             s.sendall(data + body)
             s.shutdown(socket.SHUT_WR)
@@ -446,11 +450,13 @@ class TestConnectionLimits:
             assert raw(api_port(server), request("GET", f"/v1/models/{MODEL}")).status == 200
 
     def test_idle_connection_closed_after_idle_timeout(self) -> None:
-        with serve(job_seconds=0.3, idle_timeout=0.5) as server:
-            with socket.create_connection(("127.0.0.1", api_port(server)), timeout=10) as s:
-                t0 = time.monotonic()
-                assert closed_within(s, 4)
-                assert time.monotonic() - t0 >= 0.3
+        with (
+            serve(job_seconds=0.3, idle_timeout=0.5) as server,
+            socket.create_connection(("127.0.0.1", api_port(server)), timeout=10) as s,
+        ):
+            t0 = time.monotonic()
+            assert closed_within(s, 4)
+            assert time.monotonic() - t0 >= 0.3
 
     def test_slow_loris_closed_after_idle_timeout(self) -> None:
         """One header byte every 0.1 s never lets a request head arrive: cut after the idle limit."""
@@ -492,12 +498,14 @@ class TestConnectionLimits:
                 assert cut and time.monotonic() - t0 < 3
 
     def test_keep_alive_connection_reused_within_idle_timeout(self) -> None:
-        with serve(job_seconds=0.3, idle_timeout=1.0, credentials=(KEY, SECRET)) as server:
-            with socket.create_connection(("127.0.0.1", api_port(server)), timeout=10) as s:
-                for _ in range(3):
-                    s.sendall(request("GET", f"/v1/models/{MODEL}"))
-                    assert read_response(s).status == 200
-                    time.sleep(0.3)
+        with (
+            serve(job_seconds=0.3, idle_timeout=1.0, credentials=(KEY, SECRET)) as server,
+            socket.create_connection(("127.0.0.1", api_port(server)), timeout=10) as s,
+        ):
+            for _ in range(3):
+                s.sendall(request("GET", f"/v1/models/{MODEL}"))
+                assert read_response(s).status == 200
+                time.sleep(0.3)
 
     @pytest.mark.parametrize("kw", [{"max_connections": 0}, {"idle_timeout": 0}, {"idle_timeout": "5"}])
     def test_bad_limits_raise_value_error(self, kw: dict[str, Any]) -> None:

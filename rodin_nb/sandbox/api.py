@@ -15,6 +15,7 @@ import io
 import json
 import logging
 import re
+import struct
 import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, cast
@@ -24,7 +25,7 @@ from . import model
 from .faults import retry_after_headers
 from .state import STATUSES, SandboxError, decode_token, encode_token, parse_iso
 from .validate import validate_body
-from .wire import BaseHandler, BodyTooLarge, Listener
+from .wire import BaseHandler, BodyTooLarge
 
 if TYPE_CHECKING:
     from .server import SandboxServer
@@ -34,6 +35,13 @@ __all__ = ["ROUTES", "ApiHandler"]
 log = logging.getLogger("rodin_nb.sandbox")
 
 DRY_RUN_STATUS = 269
+
+#: Deepest JSON nesting accepted in a body (a generate body is 2 deep; recursion must never be the limit).
+MAX_JSON_DEPTH = 32
+
+#: Largest image accepted as an upload, in pixels: it bounds the memory a decode would take. A PNG or
+#: JPEG header can declare billions of pixels in a few bytes (a decompression bomb).
+MAX_IMAGE_PIXELS = 40_000_000
 
 
 class _Drop:
@@ -68,7 +76,7 @@ class ApiHandler(BaseHandler):
 
     @property
     def app(self) -> SandboxServer:
-        return cast("SandboxServer", cast(Listener, self.server).app)
+        return cast("SandboxServer", self.server.app)
 
     def do_GET(self) -> None:
         self._handle("GET")
@@ -100,13 +108,8 @@ class ApiHandler(BaseHandler):
         app.count_request(template)
         try:
             raw = self.read_body()
-        except BodyTooLarge:
-            self.close_connection = True  # the unread body is still in the socket
-            self.send_json(413, {"message": "Request body too large: the limit is 6 MB; use /v1/uploads"})
-            return
-        except ValueError:
-            self.close_connection = True
-            self.send_json(400, {"message": "Malformed Content-Length or chunked body"})
+        except BodyTooLarge as err:  # the unread body is still in the socket: send_error closes
+            self.send_error(413, f"{err}; use /v1/uploads for larger files")
             return
         if not (path == "/v1" or path.startswith("/v1/")):
             self.send_json(404, {"message": f"No route for {method} {path}; the API lives under /v1"})
@@ -297,17 +300,33 @@ def _sniff_image(data: bytes) -> tuple[str, int, int]:
     from PIL import Image, UnidentifiedImageError
 
     try:
-        with Image.open(io.BytesIO(data)) as probe:
-            probe.verify()
+        # Image.open reads the header only; Pillow itself refuses (or warns about) huge declared sizes.
         with Image.open(io.BytesIO(data)) as img:
             fmt = img.format or ""
             width, height = img.size
-    except (UnidentifiedImageError, OSError, ValueError, SyntaxError):
+            _check_pixels(width, height)
+            img.verify()
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
+        raise SandboxError(400, _too_many_pixels(None, None), "image") from None
+    except (UnidentifiedImageError, OSError, ValueError, SyntaxError, EOFError, struct.error):
         raise SandboxError(
             400, "'image' does not decode to an image; supported: PNG, JPEG, GIF, WebP, TIFF", "image"
         ) from None
     mime = Image.MIME.get(fmt.upper(), f"image/{fmt.lower() or 'octet-stream'}")
     return mime, width, height
+
+
+def _too_many_pixels(width: int | None, height: int | None) -> str:
+    size = f"{width}x{height} pixels" if width is not None else "too many pixels"
+    return (
+        f"'image' declares {size}; the limit is {MAX_IMAGE_PIXELS // 1_000_000} million pixels "
+        "(e.g. 6000x6000)"
+    )
+
+
+def _check_pixels(width: int, height: int) -> None:
+    if width * height > MAX_IMAGE_PIXELS:
+        raise SandboxError(400, _too_many_pixels(width, height), "image")
 
 
 def _parse_json(raw: bytes) -> Any:
@@ -318,9 +337,31 @@ def _parse_json(raw: bytes) -> Any:
         raise ValueError(f"{name} is not valid JSON")
 
     try:
-        return json.loads(raw, parse_constant=reject_constant)
+        value = json.loads(raw, parse_constant=reject_constant)
     except (ValueError, UnicodeDecodeError) as exc:
-        raise SandboxError(400, f"The body is not valid JSON: {exc}") from None
+        raise SandboxError(400, f"The body is not valid JSON: {str(exc)[:200]}") from None
+    except RecursionError:
+        value = _TOO_DEEP
+    if value is _TOO_DEEP or _too_deep(value):
+        raise SandboxError(400, f"The body is nested too deeply: at most {MAX_JSON_DEPTH} levels")
+    return value
+
+
+_TOO_DEEP = object()
+
+
+def _too_deep(value: Any) -> bool:
+    """True when arrays/objects nest deeper than MAX_JSON_DEPTH (checked without recursion)."""
+    stack: list[tuple[Any, int]] = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        children = item.values() if isinstance(item, dict) else item if isinstance(item, list) else ()
+        for child in children:
+            if isinstance(child, (dict, list)):
+                if depth + 1 > MAX_JSON_DEPTH:
+                    return True
+                stack.append((child, depth + 1))
+    return False
 
 
 _PATH_PARAM = re.compile(r"\{(\w+)\}")

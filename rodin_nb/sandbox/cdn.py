@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, cast
 from urllib.parse import parse_qs, quote, unquote, urlsplit
 
 from .state import SandboxError
-from .wire import BaseHandler, Listener
+from .wire import BaseHandler
 
 if TYPE_CHECKING:
     from .server import SandboxServer
@@ -82,19 +82,48 @@ def _s3_error(reason: str, resource: str) -> bytes:
     code, message = _S3_MESSAGES[reason]
     return (
         '<?xml version="1.0" encoding="UTF-8"?>\n'
-        f"<Error><Code>{code}</Code><Message>{message}</Message><Resource>{resource}</Resource>"
+        f"<Error><Code>{code}</Code><Message>{message}</Message><Resource>{_xml_escape(resource)}</Resource>"
         f"<RequestId>{secrets.token_hex(8).upper()}</RequestId></Error>"
     ).encode()
 
 
+#: S3's error code for each protocol-level status the CDN can answer.
+_S3_CODES = {
+    400: "InvalidRequest",
+    405: "MethodNotAllowed",
+    413: "EntityTooLarge",
+    414: "InvalidURI",
+    431: "RequestHeaderSectionTooLarge",
+    500: "InternalError",
+    501: "NotImplemented",
+    503: "SlowDown",
+    505: "HttpVersionNotSupported",
+}
+
+
+def _xml_escape(text: str) -> str:
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
 class CdnHandler(BaseHandler):
-    """``GET``/``HEAD /files/{assetId}?expires=...&signature=...``; no auth, never JSON."""
+    """``GET``/``HEAD /files/{assetId}?expires=...&signature=...``; no auth, never JSON: every error,
+    down to a malformed request line, is S3-style XML."""
 
     server_version = "rodin-nb-sandbox-cdn"
 
+    @classmethod
+    def error_body(cls, status: int, message: str) -> tuple[bytes, str]:
+        code = _S3_CODES.get(status, "InvalidRequest")
+        body = (
+            '<?xml version="1.0" encoding="UTF-8"?>\n'
+            f"<Error><Code>{code}</Code><Message>{_xml_escape(message)}</Message>"
+            f"<RequestId>{secrets.token_hex(8).upper()}</RequestId></Error>"
+        ).encode()
+        return body, "application/xml"
+
     @property
     def app(self) -> SandboxServer:
-        return cast("SandboxServer", cast(Listener, self.server).app)
+        return cast("SandboxServer", self.server.app)
 
     def do_GET(self) -> None:
         self._serve(head=False)

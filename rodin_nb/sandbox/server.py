@@ -28,7 +28,7 @@ from .cdn import CdnHandler, UrlSigner
 from .faults import FaultConfig, FaultInjector
 from .persist import StateFile
 from .state import OWNER_ID, Asset, SandboxState
-from .wire import Listener
+from .wire import DEFAULT_IDLE_TIMEOUT, DEFAULT_MAX_CONNECTIONS, Listener
 
 __all__ = ["SandboxServer", "serve"]
 
@@ -58,6 +58,8 @@ class SandboxServer:
         faults: dict[str, Any] | None = None,
         credentials: tuple[str, str] | None = None,
         state_dir: str | os.PathLike[str] | None = None,
+        max_connections: int = DEFAULT_MAX_CONNECTIONS,
+        idle_timeout: float = DEFAULT_IDLE_TIMEOUT,
     ) -> None:
         if (
             isinstance(speed, bool)
@@ -85,6 +87,15 @@ class SandboxServer:
             raise ValueError(f"port must be an int in 0..65535, got {port!r}")
         if state_dir is not None and not isinstance(state_dir, (str, os.PathLike)):
             raise ValueError(f"state_dir must be None or a folder path, got {state_dir!r}")
+        if isinstance(max_connections, bool) or not isinstance(max_connections, int) or max_connections < 1:
+            raise ValueError(f"max_connections must be an int >= 1, got {max_connections!r}")
+        if (
+            isinstance(idle_timeout, bool)
+            or not isinstance(idle_timeout, (int, float))
+            or not math.isfinite(idle_timeout)
+            or idle_timeout <= 0
+        ):
+            raise ValueError(f"idle_timeout must be a positive number of seconds, got {idle_timeout!r}")
         self.faults = FaultInjector(FaultConfig.from_dict(faults))
         self._credentials = credentials
         state_file = StateFile(state_dir) if state_dir is not None else None
@@ -111,12 +122,16 @@ class SandboxServer:
         self._threads: list[threading.Thread] = []
         self._stopped = threading.Event()
         try:
-            self._api = Listener(port, ApiHandler, self)
+            self._api = Listener(
+                port, ApiHandler, self, max_connections=max_connections, idle_timeout=float(idle_timeout)
+            )
         except BaseException:
             self.state.close()
             raise
         try:
-            self._cdn = Listener(0, CdnHandler, self)
+            self._cdn = Listener(
+                0, CdnHandler, self, max_connections=max_connections, idle_timeout=float(idle_timeout)
+            )
         except BaseException:
             self._api.server_close()
             self.state.close()
@@ -347,6 +362,12 @@ def serve(*args: Any, **kwargs: Any) -> SandboxServer:
         in this process or another, now or after a restart; job times are then wall-clock, so a job keeps
         progressing while no sandbox runs. The parallel-job limit is one per folder: the sandbox opened
         last sets it.
+    max_connections:
+        Connections each listener (API, CDN) serves at once, one thread each (default 128). Over the
+        cap, the connection idle the longest is closed; if none is idle, the newcomer gets a 503.
+    idle_timeout:
+        Seconds a connection may wait for its next request, and then take to send it in full
+        (default 20): idle keep-alive sockets and slow-loris trickles are cut after it.
 
     Returns
     -------

@@ -40,10 +40,15 @@ class Problem:
 
 def _is_number(v: Any) -> bool:
     # JSON booleans arrive as Python bools, which are ints: a bool is never a number here.
-    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+    # Any int is finite (and math.isfinite would overflow converting a 310-digit one to float).
+    if isinstance(v, bool):
+        return False
+    return isinstance(v, int) or (isinstance(v, float) and math.isfinite(v))
 
 
 def _fmt(v: Any) -> str:
+    if isinstance(v, int) and not isinstance(v, bool) and abs(v) >= 10**30:
+        return f"an integer of {len(str(abs(v)))} digits"
     if isinstance(v, float) and v.is_integer():
         return str(int(v))
     return repr(v) if isinstance(v, str) else str(v)
@@ -77,7 +82,7 @@ def _check_number(name: str, spec: Mapping[str, Any], v: Any) -> list[Problem]:
     if not _is_number(v):
         return [Problem(name, f"'{name}' must be {what}{bounds}, got {_json_type(v)}")]
     # One problem per field: -0.5 for seed is reported once, as "must be an integer between ...".
-    if integral and not float(v).is_integer():
+    if integral and isinstance(v, float) and not v.is_integer():
         return [Problem(name, f"'{name}' must be an integer{bounds}; got {v}")]
     if ("min" in spec and v < spec["min"]) or ("max" in spec and v > spec["max"]):
         return [Problem(name, f"'{name}' must be{bounds or ' in range'}; got {_fmt(v)}")]

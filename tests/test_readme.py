@@ -10,6 +10,7 @@ from rodin_nb.cli import build_parser
 
 README = Path(__file__).resolve().parents[1] / "README.md"
 
+
 def _cli_lines() -> list[str]:
     """``rodin-nb ...`` lines of the README's shell blocks, and inline ``rodin-nb ...`` code."""
     text = README.read_text(encoding="utf-8")

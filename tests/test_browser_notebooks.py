@@ -268,6 +268,9 @@ def test_notebook_runs_in_the_browser(server: tuple[str, Path], browser: Any, fr
                 break
             if page.get_by_text("Error displaying widget").count():
                 _fail(page, ARTIFACTS / f"{stem}-error.png", "Error displaying widget")
+            tracebacks = [t[:800] for t in page.locator(STDERR).all_inner_texts() if "Traceback" in t]
+            if tracebacks:  # Run All stops at an error: the cells after it never run
+                _fail(page, ARTIFACTS / f"{stem}-error.png", f"a cell failed: {tracebacks}")
             if time.monotonic() > deadline:
                 _fail(page, ARTIFACTS / f"{stem}-timeout.png", f"cells did not all run: {texts}; {console}")
             page.wait_for_timeout(250)

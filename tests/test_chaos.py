@@ -119,7 +119,9 @@ def test_chaos_sweep_pays_once_and_accounts_for_every_run(tmp_path: Path) -> Non
     assert stats["faults_injected"].get("slow_create", 0) > 0
     assert stats["faults_injected"].get("fail", 0) > 0 and statuses["failure"] > 0
     assert stats["faults_injected"].get("error", 0) > 0
-    assert stats["faults_injected"].get("rate_limit", 0) > 0
+    # Not asserted: 429s. The limit is a rate in wall-clock time, so whether this run's requests ever
+    # outpace it depends on the machine's speed (the seeded faults above do not); the 429 path is proven
+    # on its own by tests/test_faults.py.
     # Not asserted: the sandbox rounds a signed URL's expiry up to the next whole second (as S3 does)
     # and the client asks for a fresh URL just before each download, so a URL expires before its first
     # use only when a second boundary falls in between (file_requests - downloads counts those).

@@ -107,6 +107,10 @@ class InputSpec:
         """Numbers with an integral step (seed) take integers only."""
         return self.type == "number" and self.step is not None and float(self.step).is_integer()
 
+    def problems(self, value: Any) -> list[str]:
+        """What is wrong with ``value`` for this input on its own (cross-field rules aside)."""
+        return _check_value(self, value)[1]
+
     def item_count_bounds(self) -> tuple[int | None, int | None]:
         """Item-count bounds of an array input.
 

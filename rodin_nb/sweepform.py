@@ -238,7 +238,16 @@ class _Axis:
             return list(self.BOOL_CHOICES[control.value])
         if kind == "numbers":
             return _parse_numbers(str(control.value), self.spec)
-        return _split_lines(str(control.value))
+        lines = _split_lines(str(control.value))
+        # Checked here, line by line, so a problem says which line it is (the plan's errors name rows).
+        bad = [
+            f"line {number}: {'; '.join(problems)}"
+            for number, line in enumerate(lines, 1)
+            if (problems := self.spec.problems(line))
+        ]
+        if bad:
+            raise ValueError("; ".join(bad))
+        return lines
 
     def grid_value(self) -> Any:
         """What goes into ``client.sweep(**grid)``: a list sweeps, one value is fixed, None is not given.
@@ -777,10 +786,13 @@ class SweepForm:
             label = " · ".join(f"{n}={_cell(run.params.get(n))}" for n in remaining)
             if (label, key) not in combos:
                 combos.append((label, key))
+        self.facet.layout.display = "" if remaining else "none"
+        if list(self.facet.options) == combos:
+            return  # unchanged (the sweep's end re-plans in the background): the user's choice stays
+        chosen = self.facet.value
         self.facet.options = combos
         if combos:
-            self.facet.value = combos[0][1]
-        self.facet.layout.display = "" if remaining else "none"
+            self.facet.value = chosen if chosen in [key for _, key in combos] else combos[0][1]
 
     def _grid_quietly(self) -> None:
         """Build the grid once per end state (a paused sweep run again ends again, with more runs)."""

@@ -205,6 +205,17 @@ class TestPlanAndEstimate:
         form.run_button.click()
         assert sandbox.stats()["jobs_created"] == 0 and posts(sandbox) == 0
 
+    def test_a_bad_prompt_line_is_named(self, client: rn.Client, sandbox: SandboxServer) -> None:
+        form = SweepForm(client, prompt="a chair")
+        before = posts(sandbox)  # the first plan's price
+        form.axes["prompt"].control.value = "a chair\n" + "x" * 2001 + "\na vase"
+        form.axes["seed"].control.value = "1-2"
+        form.refresh()
+        message = form.axes["prompt"].message.value
+        assert "line 2: has 2001 characters; at most 2000 allowed" in message
+        assert form.run_button.disabled and form.sweep is None
+        assert posts(sandbox) == before and sandbox.stats()["jobs_created"] == 0
+
     def test_cross_field_problem_lands_on_its_axis(self, client: rn.Client) -> None:
         form = sketch_form(client)
         form.axes["useHyper"].control.value = "true"
@@ -273,6 +284,8 @@ class TestRunning:
         form.rows_axis.value, form.cols_axis.value = "tier", "seed"
         assert [label for label, _ in form.facet.options] == ["material=PBR", "material=Shaded"]
         form.facet.value = form.facet.options[1][1]
+        form.refresh()  # what the debounced re-plan after the sweep's end does: the choice stays
+        assert form.facet.value == form.facet.options[1][1]
         form.show_grid_button.click()
         assert form.grid is not grid and form.grid._layout.row_headers == ["tier=Sketch", "tier=Regular"]
         assert {run.params["material"] for run in form.facet_runs()} == {"Shaded"}

@@ -416,6 +416,26 @@ queries = st.lists(st.tuples(st.sampled_from(QUERY_KEYS), query_values), max_siz
     lambda pairs: "&".join(f"{k}={v}" for k, v in pairs)
 )
 
+#: The job list's own parameters, each with values near and far from what it accepts.
+list_queries = st.fixed_dictionaries(
+    {
+        # Mostly a plausible value, else left out (None), sometimes any odd value.
+        name: st.integers(0, 5).flatmap(
+            lambda i, v=values: v if i < 3 else st.none() if i < 5 else query_values
+        )
+        for name, values in {
+            "pageSize": st.integers(-3, 130).map(str),
+            "status": st.sampled_from(["success", "queued", "in-progress", "canceled", "Success", "done"]),
+            "createdAfter": st.datetimes(timezones=st.none() | st.timezones()).map(
+                lambda d: quote(d.isoformat())
+            ),
+            "paginationToken": st.integers(-(2**70), 2**70).map(lambda n: token_of({"before": n})),
+            "type": st.sampled_from(["custom", "upload", ""]),
+            "types": st.sampled_from(["custom,upload", ",", "custom,,x"]),
+        }.items()
+    }
+).map(lambda q: "&".join(f"{k}={v}" for k, v in q.items() if v is not None))
+
 header_names = st.one_of(
     st.sampled_from(
         [
@@ -858,7 +878,11 @@ def test_cdn_paths_and_signatures(service: Service, data: st.DataObject) -> None
 
 
 @settings(FUZZ, max_examples=150)
-@given(query=queries, auth=st.booleans(), path=st.sampled_from(["/v1/jobs", "/v1/jobs/", "//v1/jobs"]))
+@given(
+    query=list_queries | queries,
+    auth=st.integers(0, 5).map(lambda i: i != 5),
+    path=st.sampled_from(["/v1/jobs", "/v1/jobs/", "//v1/jobs"]),
+)
 def test_job_list_queries(service: Service, query: str, auth: bool, path: str) -> None:
     """The job list's query parameters (page sizes, tokens, dates, filters) in every odd form."""
     headers = [("Host", "127.0.0.1")] + ([("Authorization", AUTH)] if auth else [])

@@ -13,6 +13,7 @@ import dataclasses
 import hashlib
 import itertools
 import logging
+import math
 import threading
 import time
 import types
@@ -62,6 +63,7 @@ def expand_grid(
     once for each value of a swept name it leaves out. With no list-valued parameter the grid is only
     those fixed values, so ``sweep(prompt="a chair", cases=[...])`` is exactly the cases.
     """
+    _check_cases(cases)
     axes: dict[str, list[Any]] = {}
     fixed: dict[str, Any] = {}
     for name, value in grid.items():
@@ -79,6 +81,70 @@ def expand_grid(
         left_out = {name: values for name, values in axes.items() if name not in case}
         out.extend({**fixed, **combo, **dict(case)} for combo in _product(left_out))
     return out
+
+
+def _check_cases(cases: Any) -> None:
+    """``cases`` is None or a list of dicts keyed by parameter names; anything else is a ValidationError."""
+    if cases is None:
+        return
+    if isinstance(cases, (str, bytes, Mapping)) or not isinstance(cases, (list, tuple)):
+        raise ValidationError(
+            [
+                (
+                    "cases",
+                    f"must be a list of dicts such as [{{'seed': 1, 'tier': 'Sketch'}}], got {_kind(cases)}",
+                )
+            ],
+            context="sweep",
+        )
+    problems = [
+        (f"cases[{i}]", f"must be a dict of parameter names to values, got {_kind(case)}")
+        for i, case in enumerate(cases)
+        if not isinstance(case, Mapping) or not all(isinstance(name, str) for name in case)
+    ]
+    if problems:
+        raise ValidationError(problems, context="sweep")
+
+
+def check_concurrency(concurrency: Any) -> int | None:
+    """None (the default: twice the parallel-job limit) or a whole number of jobs in flight, at least 1."""
+    if concurrency is None:
+        return None
+    if isinstance(concurrency, bool) or not isinstance(concurrency, int) or concurrency < 1:
+        raise ValidationError(
+            [
+                (
+                    "concurrency",
+                    f"must be a whole number of jobs >= 1, or None for the default; got {_kind(concurrency)}",
+                )
+            ],
+            context="sweep",
+        )
+    return concurrency
+
+
+def check_budget(budget: Any) -> float | None:
+    """None (no budget) or a number of creative units >= 0 (``math.inf`` allowed); never NaN or a bool."""
+    if budget is None:
+        return None
+    problem = None
+    if isinstance(budget, bool) or not isinstance(budget, (int, float)):
+        problem = f"must be a number of creative units, or None for no budget; got {_kind(budget)}"
+    else:
+        try:
+            value = float(budget)
+        except OverflowError:
+            value = math.inf  # an integer beyond any float: no limit in practice
+        if math.isnan(value) or value < 0:
+            problem = f"must be a number of creative units >= 0, or None for no budget; got {budget!r}"
+    if problem is not None:
+        raise ValidationError([("budget", problem)], context="sweep")
+    return value
+
+
+def _kind(value: Any) -> str:
+    text = repr(value)
+    return f"{type(value).__name__} {text if len(text) <= 60 else text[:57] + '...'}"
 
 
 def _product(axes: Mapping[str, list[Any]]) -> list[dict[str, Any]]:
@@ -166,7 +232,7 @@ class Sweep:
         self.client = client
         self.requests = list(requests)
         self.sweep_id = sweep_id or sweep_id_for(client.model_id, client.service, self.requests)
-        self.concurrency = concurrency or 2 * client.engine.parallel_jobs
+        self.concurrency = check_concurrency(concurrency) or 2 * client.engine.parallel_jobs
         self.budget: float | None = None
         self._estimate = estimate
         self._runs: dict[int, Run] = {}
@@ -238,6 +304,8 @@ class Sweep:
 
     def start(self, budget: float | None = None) -> Sweep:
         """Start in the background (the notebook stays usable); see :meth:`run` for ``budget``."""
+        # Checked before anything is asked of the service (the estimate is a request).
+        budget = check_budget(budget)
         if budget is None:
             budget = self.budget  # a reopened sweep keeps the budget it was started with
         if budget is None:

@@ -239,6 +239,24 @@ def test_expired_url_is_refreshed(tmp_path: Path) -> None:
         assert sb.stats()["file_requests_with_authorization"] == 0
 
 
+def test_stale_first_url_is_refused_then_refreshed(tmp_path: Path) -> None:
+    """Every asset's first URL handed out already expired: 403 on first use, one fresh URL, right bytes."""
+    with (
+        serve(job_seconds=0.2, faults={"stale_url_rate": 1.0}) as sb,
+        make_client(sb, tmp_path) as client,
+    ):
+        run = client.generate(prompt="a chair", seed=1, quality="extra-low").wait(timeout=30)
+        assert run.status == "success"
+        stats = sb.stats()
+        model = run.stored[0]
+        assert hashlib.sha256(model.path.read_bytes()).hexdigest() == model.sha256
+        assert model.sha256 == hashlib.sha256(sb.asset_bytes(model.asset_id)[1]).hexdigest()
+    assert stats["file_refusals"] == {"expired": 1}  # the model's first URL (the preview's went unused)
+    assert stats["faults_injected"]["stale_url"] == 2  # the model's URL and the preview URL inside it
+    assert stats["requests"]["GET /v1/assets/{assetId}"] == 3  # model, its fresh URL, then the preview
+    assert stats["file_requests"] == stats["downloads"] + 1
+
+
 @pytest.mark.parametrize(
     ("rate", "capacity", "window"),
     [(1, 1, 1.0), (5, 5, 1.0), (0.5, 1, 2.0), (2.5, 3, 1.2)],

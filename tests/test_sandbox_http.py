@@ -264,6 +264,29 @@ class TestErrorBodies:
         assert_json_error(raw(api_port(sb), line), (400, 414, 505))
         assert_xml_error(raw(cdn_port(sb), line), (400, 414, 505))
 
+    @pytest.mark.parametrize(
+        "line",
+        [
+            b"HEAD /v1/jobs\r\n\r\n",
+            b"HEAD /a\tb HTTP/1.1\r\n\r\n",
+            b"HEAD /x?a= 1 HTTP/1.1\r\n\r\n",
+            b"HEAD /v1/jobs HTTP/2.0\r\n\r\n",
+        ],
+        ids=["no-version", "tab-in-target", "space-in-target", "http2"],
+    )
+    def test_head_with_a_malformed_line_gets_no_body(self, sb: SandboxServer, line: bytes) -> None:
+        """A HEAD answer never has a body, even an error answer to a malformed line (found by the fuzz)."""
+        for port in (api_port(sb), cdn_port(sb)):
+            with socket.create_connection(("127.0.0.1", port), timeout=10) as s:
+                s.sendall(line)
+                answer = b""
+                while chunk := s.recv(65536):  # the server closes after an error
+                    answer += chunk
+            head, _, rest = answer.partition(b"\r\n\r\n")
+            assert head.startswith((b"HTTP/1.1 400 ", b"HTTP/1.1 505 ")), head
+            assert b"\r\nContent-Length: " in head and b"\r\nConnection: close" in head
+            assert rest == b""  # no body bytes follow the head
+
     @pytest.mark.parametrize("data", HEADER_ABUSE, ids=["150-headers", "70k-line", "480k-total"])
     def test_oversized_headers_431(self, sb: SandboxServer, data: bytes) -> None:
         assert_json_error(raw(api_port(sb), data), 431)

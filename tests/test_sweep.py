@@ -79,8 +79,47 @@ class TestGrid:
         with pytest.raises(rn.ValidationError, match="empty list"):
             client.sweep(prompt="a chair", seed=[])
 
+    @pytest.mark.parametrize(
+        "cases",
+        [{"seed": 3}, "seed", [None], ["seed"], [{1: 2}], [("seed", 3)], 5],
+        ids=["a-dict", "a-string", "none-item", "string-item", "int-key", "pair-item", "an-int"],
+    )
+    def test_cases_that_are_not_a_list_of_dicts_are_a_validation_error(
+        self, client: rn.Client, sandbox: SandboxServer, cases: object
+    ) -> None:
+        """They raised ValueError/TypeError from deep inside (found by tests/test_sweep_fuzz.py)."""
+        client.schema  # noqa: B018  (the schema is read once per client, before any planning)
+        before = sandbox.stats()["requests"]
+        with pytest.raises(rn.ValidationError, match="cases"):
+            client.sweep(prompt="a chair", seed=[1, 2], cases=cases)  # type: ignore[arg-type]
+        assert sandbox.stats()["requests"] == before
+
+    @pytest.mark.parametrize("concurrency", [0, -1, 1.5, "3", True])
+    def test_bad_concurrency_is_a_validation_error(self, client: rn.Client, concurrency: object) -> None:
+        """-1 planned a sweep that never submitted (run() hung); "3" and 1.5 failed later, on the engine."""
+        with pytest.raises(rn.ValidationError, match="concurrency"):
+            client.sweep(prompt="a chair", seed=[1, 2], concurrency=concurrency)  # type: ignore[arg-type]
+
 
 class TestMoney:
+    @pytest.mark.parametrize("budget", [-1, float("nan"), -float("inf"), "10", True, [1]])
+    def test_bad_budget_is_a_validation_error_before_any_request(
+        self, client: rn.Client, sandbox: SandboxServer, budget: object
+    ) -> None:
+        """NaN ran with no limit at all, True as 1, "10" raised TypeError (found by the sweep fuzz)."""
+        sweep = client.sweep(prompt="a chair", seed=[1, 2])
+        before = sandbox.stats()["requests"]
+        with pytest.raises(rn.ValidationError, match="budget"):
+            sweep.run(budget=budget, progress=False)  # type: ignore[arg-type]
+        assert sandbox.stats()["requests"] == before  # not even the dry run of the estimate
+        assert sweep.budget is None
+
+    def test_an_integer_budget_beyond_any_float_is_no_limit(self, client: rn.Client) -> None:
+        """10**400 overflowed SQLite when the sweep was saved; it is a budget nothing exceeds."""
+        sweep = client.sweep(prompt="a chair", seed=[1], quality="extra-low")
+        df = sweep.run(budget=10**400, progress=False)
+        assert list(df["status"]) == ["success"] and sweep.budget == float("inf")
+
     def test_plan_marks_runs_already_in_the_log(self, client: rn.Client) -> None:
         client.generate(prompt="a chair", seed=1, tier="Regular", quality="extra-low").wait(timeout=30)
         sweep = client.sweep(prompt="a chair", seed=[1, 2], tier="Regular", quality="extra-low")

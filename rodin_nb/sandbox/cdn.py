@@ -41,9 +41,14 @@ class UrlSigner:
     def _mac(self, asset_id: str, expires: str) -> str:
         return hmac.new(self._key, f"{asset_id}\n{expires}".encode(), hashlib.sha256).hexdigest()
 
-    def sign(self, asset_id: str) -> str:
-        """A fresh URL valid for ``ttl_s`` seconds (rounded up to the whole second, as S3 does)."""
-        expires = str(math.ceil(self._clock() + self.ttl_s))
+    def sign(self, asset_id: str, *, expired: bool = False) -> str:
+        """A fresh URL valid for ``ttl_s`` seconds, or one that expired a second ago (``expired``).
+
+        ``expires`` is a whole Unix second, as in S3's (SigV2) and CloudFront's signed URLs, rounded up:
+        a URL lives at least ``ttl_s`` and less than a second longer.
+        """
+        now = self._clock()
+        expires = str(math.floor(now) - 1 if expired else math.ceil(now + self.ttl_s))
         signature = self._mac(asset_id, expires)
         return f"{self.base_url}/files/{quote(asset_id, safe='')}?expires={expires}&signature={signature}"
 
@@ -153,11 +158,13 @@ class CdnHandler(BaseHandler):
         asset_id = unquote(path[len("/files/") :])
         problem = self.app.signer.check(asset_id, query.get("expires"), query.get("signature"))
         if problem is not None:
+            self.app.count_file_refusal(problem)
             self.send_bytes(403, _s3_error(problem, path), "application/xml", head_only=head)
             return
         try:
             asset, data = self.app.asset_bytes(asset_id)
         except SandboxError:
+            self.app.count_file_refusal("NoSuchKey")
             self.send_bytes(404, _s3_error("NoSuchKey", path), "application/xml", head_only=head)
             return
         digest = hashlib.sha256(data)

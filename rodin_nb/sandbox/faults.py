@@ -28,6 +28,7 @@ ALLOWED_FAULTS: tuple[str, ...] = (
     "drop_after_create_rate",
     "slow_create_s",
     "url_ttl_s",
+    "stale_url_rate",
     "seed",
 )
 
@@ -48,6 +49,11 @@ class FaultConfig:
     # read timeout is shorter sees a timeout although it created (and pays for) a job.
     slow_create_s: float = 0.0
     url_ttl_s: float = 3600.0
+    # The first URL signed for an asset is, at this rate, handed out already expired: a URL cached past
+    # its lifetime (by a gateway, a proxy or a slow caller) that meets S3's 403 "Request has expired" on
+    # its very first use, whatever the timing. ``url_ttl_s`` alone cannot do that: S3-style expiries are
+    # whole seconds, and a client that downloads at once usually beats a short lifetime.
+    stale_url_rate: float = 0.0
     seed: int | None = None
 
     @classmethod
@@ -175,6 +181,10 @@ class FaultInjector:
     def drop_after_create(self) -> bool:
         """Whether to close the connection without a response after creating a job."""
         return self._roll("drop_after_create", self.config.drop_after_create_rate)
+
+    def stale_url(self) -> bool:
+        """Whether to hand out an asset's first signed URL already expired."""
+        return self._roll("stale_url", self.config.stale_url_rate)
 
     def slow_create(self) -> float:
         """Seconds to wait before answering a generate call that created a job (0: answer at once)."""

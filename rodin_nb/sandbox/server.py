@@ -119,6 +119,8 @@ class SandboxServer:
         self._downloads = 0
         self._file_requests = 0
         self._file_requests_with_auth = 0
+        self._file_refusals: Counter[str] = Counter()
+        self._signed_once: set[str] = set()
         self._threads: list[threading.Thread] = []
         self._stopped = threading.Event()
         try:
@@ -224,6 +226,18 @@ class SandboxServer:
             if authorized:
                 self._file_requests_with_auth += 1
 
+    def count_file_refusal(self, problem: str) -> None:
+        """Count a CDN refusal by reason: ``expired``, ``bad_signature``, ``unsigned``, ``no_such_key``."""
+        with self._counts_lock:
+            self._file_refusals[_REFUSALS.get(problem, problem)] += 1
+
+    def signed_url(self, asset_id: str) -> str:
+        """A signed URL for an asset; its first one may be stale (fault ``stale_url_rate``)."""
+        with self._counts_lock:
+            first = asset_id not in self._signed_once
+            self._signed_once.add(asset_id)
+        return self.signer.sign(asset_id, expired=first and self.faults.stale_url())
+
     def count_download(self) -> None:
         with self._counts_lock:
             self._downloads += 1
@@ -250,7 +264,7 @@ class SandboxServer:
         stamp = self.state.iso(asset.created_t)
         out: dict[str, Any] = {
             "id": asset.id,
-            "url": self.signer.sign(asset.id),
+            "url": self.signed_url(asset.id),
             "mimeType": asset.mime_type,
             "kind": asset.kind,
             "status": "success",
@@ -267,7 +281,7 @@ class SandboxServer:
             "updatedAt": stamp,
         }
         if asset.preview_id is not None:
-            preview = {"assetId": asset.preview_id, "url": self.signer.sign(asset.preview_id)}
+            preview = {"assetId": asset.preview_id, "url": self.signed_url(asset.preview_id)}
             out["preview"] = preview
             out["thumbnail"] = dict(preview)
         if asset.output_index is not None:
@@ -284,6 +298,7 @@ class SandboxServer:
                 "downloads": self._downloads,
                 "file_requests": self._file_requests,
                 "file_requests_with_authorization": self._file_requests_with_auth,
+                "file_refusals": dict(sorted(self._file_refusals.items())),
             }
         counts["jobs_created"] = self.state.jobs_created
         counts["uploads"] = self.state.uploads
@@ -291,6 +306,14 @@ class SandboxServer:
         counts["jobs_by_status"] = self.state.status_counts()
         return counts
 
+
+#: The CDN's refusal reasons (its S3 error codes) as ``stats()["file_refusals"]`` keys.
+_REFUSALS = {
+    "AccessDenied:expired": "expired",
+    "AccessDenied:missing": "unsigned",
+    "SignatureDoesNotMatch": "bad_signature",
+    "NoSuchKey": "no_such_key",
+}
 
 _P = ParamSpec("_P")
 _R = TypeVar("_R")
@@ -350,8 +373,8 @@ def serve(*args: Any, **kwargs: Any) -> SandboxServer:
     faults:
         Optional fault injection: ``latency_s``, ``error_rate``, ``create_error_rate`` (5xx to
         generate calls only, nothing created), ``rate_limit_per_s``, ``fail_rate``,
-        ``drop_after_create_rate``, ``slow_create_s``, ``url_ttl_s`` (signed URL lifetime, default 3600)
-        and ``seed``.
+        ``drop_after_create_rate``, ``slow_create_s``, ``url_ttl_s`` (signed URL lifetime, default 3600),
+        ``stale_url_rate`` (an asset's first signed URL is handed out already expired) and ``seed``.
         Unknown keys raise ``ValueError``.
     credentials:
         ``(api_key, api_secret)`` required as HTTP Basic auth on every ``/v1`` request; None accepts

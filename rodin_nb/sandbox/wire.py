@@ -382,6 +382,10 @@ class BaseHandler(BaseHTTPRequestHandler):
         self.raw_requestline = line
         self.requestline = line.rstrip(b"\r\n").decode("latin-1")
         words = self.requestline.split(" ")
+        if _TOKEN.fullmatch(words[0]):
+            # Known from here on, so the error answer to a HEAD request whose target or version is
+            # malformed carries no body (RFC 9110 §9.3.2); a body would be read as the next response.
+            self.command = words[0]
         if len(words) != 3:
             raise _HeadError(400, "Malformed request line: want 'METHOD /path HTTP/1.1'")
         command, path, version = words

@@ -367,17 +367,27 @@ class RunLog:
         with self._lock:
             return _reusable(self._connect(), service, model_id, params_hash)
 
-    def update(self, run_id: str, **fields: Any) -> None:
+    def update(self, run_id: str, *, unless_job: bool = False, **fields: Any) -> bool:
+        """Write ``fields`` to a run's row; returns whether a row was written.
+
+        With ``unless_job`` only a row that holds no job id is written, in the same transaction as the
+        check: a process settling a submission as never created cannot overwrite the job another
+        process (or another thread) has recorded for it meanwhile.
+        """
         if not fields:
-            return
+            return False
         with self._write() as conn:
             fields["updated_at"] = _write_stamp(conn)  # inside the lock: see _write_stamp
             assignments = ", ".join(f"{name}=?" for name in fields)
-            conn.execute(
-                f"UPDATE runs SET {assignments} WHERE run_id=?",
+            where = "run_id=? AND job_id IS NULL" if unless_job else "run_id=?"
+            cursor = conn.execute(
+                f"UPDATE runs SET {assignments} WHERE {where}",
                 [*(_encode(name, value) for name, value in fields.items()), run_id],
             )
-        self._wrote(run_id)
+            written = cursor.rowcount > 0
+        if written:
+            self._wrote(run_id)
+        return written
 
     def on_write(self, callback: Callable[[str], None]) -> None:
         """Call ``callback(run_id)`` after each run row written to this log file in this process is
@@ -407,8 +417,13 @@ class RunLog:
                 callback(run_id)
 
     def record(self, run: Run) -> None:
-        """Write a run's current state (called on every change, from the engine thread)."""
-        self.update(run.run_id, **run_fields(run))
+        """Write a run's current state (called on every change, from the engine thread).
+
+        A run that knows no job never overwrites a row that holds one: a job id, once recorded by any
+        process, stays (else a search ending "not submitted" just after another process found the job
+        would orphan a paid job).
+        """
+        self.update(run.run_id, unless_job=run.job_id is None, **run_fields(run))
 
     # --- uploads -------------------------------------------------------------------------------------
 

@@ -417,12 +417,17 @@ class Submitter:
             return client.log.get(row["run_id"])
         if not complete:
             return dict(row)  # cannot tell: follow it like any unsettled submission
-        client.log.update(
+        settled = client.log.update(
             row["run_id"],
+            unless_job=True,
             status="not-submitted",
             error="interrupted before a job was created; the reopened sweep submits the request again",
             hint=NOTHING_BILLED,
         )
+        if not settled:
+            # No job was free to find because one was recorded for this very row since it was read (by
+            # resume()'s search, or another process): follow that job, never submit the request again.
+            return client.log.get(row["run_id"])
         return None
 
     def attach(self, job_id: str) -> Run:

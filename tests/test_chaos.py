@@ -23,15 +23,14 @@ What is asserted, and why it is the pay-once promise (issue 12, "The proof, in t
 
 from __future__ import annotations
 
-import hashlib
-import json
 from collections import Counter
 from pathlib import Path
 from typing import Any
 
 import rodin_nb as rn
 from rodin_nb.sandbox import serve
-from rodin_nb.status import TERMINAL
+
+from .accounts import check_accounts
 
 RUNS = 48
 FAULTS: dict[str, Any] = {
@@ -52,35 +51,6 @@ def rows_of(client: rn.Client) -> list[dict[str, Any]]:
     return client.log.rows("1=1", ())
 
 
-def check_accounts(client: rn.Client, rows: list[dict[str, Any]], jobs_created: int) -> None:
-    with_job = [row for row in rows if row.get("job_id")]
-    job_ids = [row["job_id"] for row in with_job]
-    assert len(set(job_ids)) == len(job_ids), "a job attached to two rows"
-    assert jobs_created == len(job_ids), (jobs_created, len(job_ids), Counter(r["status"] for r in rows))
-    paid = Counter(row["params_hash"] for row in with_job)
-    assert max(paid.values()) == 1, "a request paid twice"
-    for row in rows:
-        assert row["status"] in TERMINAL, row
-        if row["status"] != "success":
-            assert row["error"], row
-        if not row.get("job_id"):
-            assert row["status"] in ("not-submitted", "lost"), row
-    mismatches = 0
-    for row in rows:
-        if row["status"] != "success":
-            continue
-        files = row["files"] if isinstance(row["files"], list) else json.loads(row["files"])
-        shas = row["sha256"] if isinstance(row["sha256"], list) else json.loads(row["sha256"])
-        assert files and len(files) == len(shas), row
-        for name, sha in zip(files, shas, strict=True):
-            path = Path(name)
-            if not path.is_absolute():
-                path = client.workspace / path
-            if hashlib.sha256(path.read_bytes()).hexdigest() != sha:
-                mismatches += 1
-    assert mismatches == 0
-
-
 def test_chaos_sweep_pays_once_and_accounts_for_every_run(tmp_path: Path) -> None:
     retry = rn.RetryPolicy(max_retries=6, backoff_base_s=0.02, backoff_cap_s=0.2)
     with (
@@ -98,7 +68,7 @@ def test_chaos_sweep_pays_once_and_accounts_for_every_run(tmp_path: Path) -> Non
         assert len(df) == RUNS
         first = rows_of(client)
         assert len(first) == RUNS  # one row per planned run (re-POSTs after a 5xx reuse their row)
-        check_accounts(client, first, sb.stats()["jobs_created"])
+        check_accounts(client.workspace, first, sb.stats()["jobs_created"])
         without_job = {row["params_hash"] for row in first if not row.get("job_id")}
 
         reattached = sum(1 for run in sweep.runs if run.reattached)
@@ -110,7 +80,7 @@ def test_chaos_sweep_pays_once_and_accounts_for_every_run(tmp_path: Path) -> Non
         rows = rows_of(client)
         stats = sb.stats()
         assert len(rows) == RUNS + len(without_job)  # planned runs + the re-attempts, nothing else
-        check_accounts(client, rows, stats["jobs_created"])
+        check_accounts(client.workspace, rows, stats["jobs_created"])
 
     statuses = Counter(row["status"] for row in rows)
     print(

@@ -281,6 +281,41 @@ class TestResume:
             assert missing.status == "not-submitted"  # no such job: nothing was created or billed
         assert sandbox.stats()["jobs_created"] == 1
 
+    def test_a_stale_interrupted_row_is_never_settled_over_the_job_resume_found(
+        self, sandbox: SandboxServer, tmp_path: Path
+    ) -> None:
+        """resume() finds a dead submitter's job while a reopening sweep holds the row as read before.
+
+        Found by tests/test_crash_resume.py: settling that stale row marked it not-submitted over its
+        job, and the sweep paid for the request again.
+        """
+        with make_client(sandbox, tmp_path) as client:
+            req = client.request(prompt="a stool", seed=4, quality="extra-low")
+            created = client.api.generate(client.model_id, req.to_body())  # the POST went through...
+            orphan = rn.Run(client, req)  # ...and its process died before recording the job
+            client.log.claim(
+                client.submitter._new_row(orphan) | {"owner": f"{socket.gethostname()}:999998:dead"},
+                reuse=True,
+            )
+        with make_client(sandbox, tmp_path) as client:
+            stale = client.log.get(orphan.run_id)  # what Sweep.reopen read: submitting, no job
+            (found,) = client.resume()
+            found.wait(timeout=30)  # resume's search recorded the job meanwhile
+            row = client.submitter.settle_interrupted(stale)
+            assert row is not None and row["job_id"] == created["job"]["jobId"]
+            assert client.log.get(orphan.run_id)["status"] == "success"
+        assert sandbox.stats()["jobs_created"] == 1
+
+    def test_a_run_without_a_job_never_erases_a_recorded_one(self, client: rn.Client) -> None:
+        """A row's job id stays once recorded: a process that knows no job cannot overwrite it."""
+        run = rn.Run(client, client.request(prompt="a stool", seed=4, quality="extra-low"))
+        client.log.claim(client.submitter._new_row(run), reuse=True)
+        client.log.update(run.run_id, job_id="job_found_elsewhere", status="pending")
+        run._end("not-submitted", "interrupted", None, None)
+        client.log.record(run)  # e.g. a background search that ended just after another found the job
+        row = client.log.get(run.run_id)
+        assert row["job_id"] == "job_found_elsewhere" and row["status"] == "pending"
+
     @pytest.mark.parametrize("damage", ["truncated", "same_size_edit", "deleted", "index_garbage"])
     def test_missing_or_corrupt_file_is_fetched_again(
         self, client: rn.Client, sandbox: SandboxServer, damage: str, monkeypatch: pytest.MonkeyPatch

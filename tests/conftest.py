@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import os
+import resource
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -19,6 +22,45 @@ REPO = Path(__file__).resolve().parents[1]
 os.environ["PYTHONPATH"] = os.pathsep.join(
     [str(REPO), *(part for part in os.environ.get("PYTHONPATH", "").split(os.pathsep) if part)]
 )
+
+
+# --------------------------------------------------------------------------- killable workers
+
+IN_WORKER = "RODIN_NB_TEST_WORKER"
+WORKER_MEMORY = 4 * 1024**3  # address space: a runaway allocation fails the test, not the machine
+WORKER_TIMEOUT_S = 300  # a hang fails the test
+
+
+def _cap_memory() -> None:
+    resource.setrlimit(resource.RLIMIT_AS, (WORKER_MEMORY, WORKER_MEMORY))
+
+
+def pytest_pyfunc_call(pyfuncitem: pytest.Function) -> bool | None:
+    """Run a ``@pytest.mark.worker`` test in its own pytest process, memory-capped and killed on a hang.
+
+    For fuzz tests: a crash, a blow-up or a hang in the code under test then fails that one test with its
+    output, instead of taking the test runner (or the machine) with it.
+    """
+    if pyfuncitem.get_closest_marker("worker") is None or os.environ.get(IN_WORKER):
+        return None
+    command = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", pyfuncitem.nodeid]
+    try:
+        proc = subprocess.run(
+            command,
+            cwd=REPO,
+            env={**os.environ, IN_WORKER: "1"},
+            preexec_fn=_cap_memory,
+            capture_output=True,
+            text=True,
+            timeout=WORKER_TIMEOUT_S,
+        )
+    except subprocess.TimeoutExpired as exc:
+        pytest.fail(f"the worker hung (killed after {WORKER_TIMEOUT_S} s):\n{exc.stdout or ''}")
+    if proc.returncode != 0:
+        how = f"died of signal {-proc.returncode}" if proc.returncode < 0 else f"exited {proc.returncode}"
+        pytest.fail(f"the worker {how}:\n{proc.stdout[-6000:]}\n{proc.stderr[-3000:]}", pytrace=False)
+    print(proc.stdout[-2000:])
+    return True
 
 
 @pytest.fixture(autouse=True)

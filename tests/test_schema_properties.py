@@ -67,38 +67,39 @@ def params(draw: st.DrawFn, asset_id: str) -> dict[str, Any]:
     return out
 
 
-@settings(
-    max_examples=150,
-    deadline=None,
-    derandomize=True,
-    database=None,
-    suppress_health_check=[HealthCheck.function_scoped_fixture],
-)
-@given(data=st.data())
-def test_validator_and_sandbox_agree(server: tuple[SandboxServer, str], data: st.DataObject) -> None:
+@pytest.mark.worker
+def test_validator_and_sandbox_agree(server: tuple[SandboxServer, str]) -> None:
     sb, asset_id = server
-    raw = data.draw(params(asset_id))
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", rn.RodinWarning)  # warnings are tested in test_schema.py
-            req = rn.RodinRequest(**raw)
-    except rn.ValidationError as exc:
-        assert exc.problems, "a rejection must list its problems"
-        for field, message in exc.problems:
-            assert field in raw or field in ("prompt", "images"), (field, message)
-            assert message
-        return
-    response = requests.post(
-        sb.url + "/generate/custom/model_rodin-hyper3d",
-        params={"dryRun": "true"},
-        json=req.to_body(),
-        timeout=10,
+
+    @settings(
+        max_examples=150,
+        deadline=None,
+        derandomize=True,
+        database=None,
+        suppress_health_check=[HealthCheck.function_scoped_fixture],
     )
-    assert response.status_code == 269, (req.to_body(), response.text)
+    @given(data=st.data())
+    def agree(data: st.DataObject) -> None:
+        raw = data.draw(params(asset_id))
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", rn.RodinWarning)  # warnings are tested in test_schema.py
+                req = rn.RodinRequest(**raw)
+        except rn.ValidationError as exc:
+            assert exc.problems, "a rejection must list its problems"
+            for field, message in exc.problems:
+                assert field in raw or field in ("prompt", "images"), (field, message)
+                assert message
+            return
+        response = requests.post(
+            sb.url + "/generate/custom/model_rodin-hyper3d",
+            params={"dryRun": "true"},
+            json=req.to_body(),
+            timeout=10,
+        )
+        assert response.status_code == 269, (req.to_body(), response.text)
 
-
-def test_the_property_test_reached_the_sandbox(server: tuple[SandboxServer, str]) -> None:
-    """Guard against a vacuous property: many generated requests must have been accepted and sent."""
-    sb, _ = server
+    agree()
+    # Guard against a vacuous property: many generated requests must have been accepted and sent.
     sent = sb.stats()["requests"].get("POST /v1/generate/custom/{modelId}", 0)
     assert sent >= 20, f"only {sent} accepted requests reached the sandbox"

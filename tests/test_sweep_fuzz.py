@@ -176,6 +176,7 @@ def a_budget(budget: Any) -> bool:
 # --------------------------------------------------------------------------- the property
 
 
+@pytest.mark.worker
 @FUZZ
 @given(grid=grids, cases=cases, concurrency=concurrencies, budget=budgets)
 def test_sweep_planning(

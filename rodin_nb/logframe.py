@@ -13,6 +13,7 @@ import sqlite3
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from itertools import pairwise
+from operator import itemgetter
 from pathlib import Path
 from typing import Any
 
@@ -47,6 +48,7 @@ _READ_COLUMNS = [*FRAME_LEADING, "params", *FRAME_TRAILING]
 _SELECT = f"SELECT {', '.join(_READ_COLUMNS)} FROM runs"
 _SUBMITTED = _READ_COLUMNS.index("submitted_at")
 _CHANGED = " WHERE updated_at > ? ORDER BY submitted_at, rowid"  # a few rows: the index, then a sort
+_TABLE_COLUMNS = frozenset((*FRAME_LEADING, *FRAME_TRAILING))
 _CATEGORY_PARAMS = ("tier", "quality", "material", "conditionMode")
 _INT_COLUMNS = ("faces", "vertices")
 _BOOL_COLUMNS = ("reuse",)
@@ -141,6 +143,13 @@ def load_changed(conn: sqlite3.Connection, since: str | None) -> tuple[pd.DataFr
 def upsert_frame(frame: pd.DataFrame, changed: pd.DataFrame) -> pd.DataFrame:
     """``frame`` with the rows of ``changed`` replacing or joining its own (by run id), in log order.
 
+    A new frame (``frame`` itself is left as it was). Rows already there are replaced where they stand:
+    a row's ``submitted_at`` never changes, so its place in log order does not either (moving it would
+    misplace it among rows submitted in the same millisecond). New rows join at the end, and the frame
+    is sorted again (stably, by ``submitted_at``) only when one of them was submitted before the last row
+    already there. So a refresh costs about the changed rows, not the whole frame: no index-based drop,
+    no concat or sort of every row in the common case.
+
     Categorical columns keep a categorical dtype: their categories are merged (concat alone would turn
     two categoricals with different categories, e.g. statuses seen so far, into plain objects).
     """
@@ -148,23 +157,84 @@ def upsert_frame(frame: pd.DataFrame, changed: pd.DataFrame) -> pd.DataFrame:
         return frame
     if frame.empty:
         return changed
-    merged = pd.concat([frame.drop(index=changed.index, errors="ignore"), changed])
-    for name in frame.columns:
-        before, after = frame[name].dtype, changed[name].dtype if name in changed else None
-        if isinstance(before, pd.CategoricalDtype):
-            categories = list(before.categories)
-            known = set(categories)
-            extra = after.categories if isinstance(after, pd.CategoricalDtype) else merged[name].dropna()
-            categories += [c for c in dict.fromkeys(extra) if c not in known]
-            if name in _SORTED_CATEGORIES:
-                categories.sort()  # as log.df orders them
-            merged[name] = pd.Categorical(merged[name], categories=categories)
-        elif after is not None and before != after and merged[name].dtype == object:
-            # A column all missing on one side (None objects next to strings): infer again, as reading
-            # the whole log would have.
-            merged[name] = merged[name].infer_objects()
-    # Stable: rows submitted in the same millisecond keep the order they had (new ones last).
-    return merged.sort_values("submitted_at", kind="stable")
+    positions = frame.index.get_indexer(changed.index)
+    known = positions >= 0
+    added = np.flatnonzero(~known)
+    # Where each row of the result comes from, in [frame's rows, changed's rows]: the frame's own row,
+    # or its replacement in changed; then the added rows. One take() per column does the rest.
+    source = np.arange(len(frame) + len(added))
+    source[positions[known]] = len(frame) + np.flatnonzero(known)
+    source[len(frame) :] = len(frame) + added
+    columns: dict[str, Any] = {}
+    for name in _union_columns(frame, changed):
+        before, after = _column(frame, name), _column(changed, name)
+        if isinstance(before.dtype, pd.CategoricalDtype):
+            dtype = pd.CategoricalDtype(_merged_categories(name, before.dtype, after))
+            codes = np.concatenate([_codes(before, dtype), _codes(after, dtype)])[source]
+            columns[name] = _without_unseen(name, pd.Categorical.from_codes(codes, dtype=dtype))
+        elif before.dtype == after.dtype:
+            # The arrays themselves, not Series: pd.concat would build (and check) a joined index.
+            joined = type(before.array)._concat_same_type([before.array, after.array])
+            columns[name] = joined.take(source)
+        else:
+            # A column all missing on one side (None objects next to strings, NaN floats next to
+            # lists): joined as objects, then inferred again, as reading the whole log would have.
+            objects = np.concatenate([before.to_numpy(dtype=object), after.to_numpy(dtype=object)])
+            objects = objects[source]
+            if name in _TABLE_COLUMNS:
+                objects[pd.isna(objects)] = None  # a table column's NULL is None, as read from SQLite
+            columns[name] = pd.Series(objects, copy=False).infer_objects().array
+    index = frame.index.append(changed.index[added]) if len(added) else frame.index
+    result = pd.DataFrame(columns, index=index, copy=False)
+    if len(added) and changed["submitted_at"].iloc[added].min() < frame["submitted_at"].iloc[-1]:
+        # Stable: rows submitted in the same millisecond keep the order they had (new ones last).
+        result = result.sort_values("submitted_at", kind="stable")
+    return result
+
+
+def _merged_categories(name: str, before: pd.CategoricalDtype, after: pd.Series) -> list[Any]:
+    categories = list(before.categories)
+    known = set(categories)
+    extra = after.dtype.categories if isinstance(after.dtype, pd.CategoricalDtype) else after.dropna()
+    categories += [c for c in dict.fromkeys(extra) if c not in known]
+    if name in _SORTED_CATEGORIES:
+        categories.sort()  # as log.df orders them
+    return categories
+
+
+def _without_unseen(name: str, values: pd.Categorical) -> pd.Categorical:
+    """Categories as log.df has them: the schema's allowed values, and of the others only those seen
+    (a status no row has any more is gone, as it would be from a full load)."""
+    used = np.zeros(len(values.categories), dtype=bool)
+    used[values.codes[values.codes >= 0]] = True
+    if name in _SNAPSHOT and _SNAPSHOT[name].allowed_values:
+        used |= values.categories.isin(list(_SNAPSHOT[name].allowed_values or ()))
+    return values if used.all() else values.remove_categories(values.categories[~used])
+
+
+def _codes(values: pd.Series, dtype: pd.CategoricalDtype) -> np.ndarray:
+    """The codes of ``values`` under ``dtype`` (a remap of codes when they are categorical already)."""
+    if isinstance(values.dtype, pd.CategoricalDtype) and values.dtype == dtype:
+        return np.asarray(values.cat.codes, dtype=np.int64)
+    if isinstance(values.dtype, pd.CategoricalDtype):
+        return np.asarray(values.cat.set_categories(dtype.categories).cat.codes, dtype=np.int64)
+    return np.asarray(pd.Categorical(values, dtype=dtype).codes, dtype=np.int64)
+
+
+def _union_columns(frame: pd.DataFrame, changed: pd.DataFrame) -> list[str]:
+    """Both frames' columns in log.df's order: a parameter only one side has goes with the parameters."""
+    if list(frame.columns) == list(changed.columns):
+        return list(frame.columns)
+    edges = {*FRAME_LEADING, *FRAME_TRAILING}
+    middle = dict.fromkeys(name for name in [*frame.columns, *changed.columns] if name not in edges)
+    return [*FRAME_LEADING, *middle, *FRAME_TRAILING]
+
+
+def _column(frame: pd.DataFrame, name: str) -> pd.Series:
+    """A column, or all NaN for a parameter these rows never had (as log.df shows a missing one)."""
+    if name in frame.columns:
+        return frame[name]
+    return pd.Series(np.full(len(frame), np.nan), index=frame.index)
 
 
 def columns_to_frame(columns: Mapping[str, Sequence[Any]]) -> pd.DataFrame:
@@ -177,11 +247,6 @@ def columns_to_frame(columns: Mapping[str, Sequence[Any]]) -> pd.DataFrame:
     """
     n = len(columns["run_id"])
     index = pd.RangeIndex(n)
-    # pd.DataFrame(list, index=...) rather than from_records: pandas 2.x reads an empty list with an
-    # index argument as "no index columns" and fails on an empty log.
-    params = pd.DataFrame(_json_values(columns["params"]), index=index)
-    names = [*_SNAPSHOT.names, *(c for c in params.columns if c not in _SNAPSHOT.names)]
-    params = params.reindex(columns=names)
     data: dict[str, Any] = {}
     for name in (*FRAME_LEADING, *FRAME_TRAILING):
         values = columns[name]
@@ -189,30 +254,64 @@ def columns_to_frame(columns: Mapping[str, Sequence[Any]]) -> pd.DataFrame:
             # An empty log's list columns have always been float64 (pandas' dtype for an empty list).
             data[name] = _objects(_json_values(values)) if n else np.array([], dtype=float)
         elif name in TIME_COLUMNS:
-            data[name] = pd.to_datetime(
-                pd.Series(values, index=index, dtype=object).infer_objects(), utc=True, format="ISO8601"
-            )
+            # cache=False: pandas' cache of unique strings costs more than it saves, at any size here.
+            times = np.array(values, dtype=object)
+            data[name] = pd.to_datetime(times, utc=True, format="ISO8601", cache=False).array
         elif name in _INT_COLUMNS:
             data[name] = pd.array(values, dtype="Int64") if n else pd.array([], dtype="Int64")
         elif name in _FLOAT_COLUMNS:
             data[name] = pd.array([None if v is None else float(v) for v in values], dtype="Float64")
         elif name in _BOOL_COLUMNS:
             data[name] = pd.array([None if v is None else bool(v) for v in values], dtype="boolean")
+        elif name in _SORTED_CATEGORIES:
+            data[name] = _inferred(values).astype("category").array
         else:
-            data[name] = pd.Series(values, index=index, dtype=object).infer_objects()
-    for name in _CATEGORY_PARAMS:
-        allowed = list(_SNAPSHOT[name].allowed_values or []) if name in _SNAPSHOT else []
-        seen = [value for value in params[name].dropna().unique() if value not in allowed]
-        params[name] = pd.Categorical(params[name], categories=[*allowed, *seen])
-    for name in _SORTED_CATEGORIES:
-        data[name] = data[name].astype("category")
-    params["seed"] = pd.to_numeric(params["seed"]).astype("Int64")
-    for name in ("useHyper", "TAPose"):
-        params[name] = params[name].astype("boolean")
-    leading = pd.DataFrame({name: data[name] for name in FRAME_LEADING}, index=index)
-    trailing = pd.DataFrame({name: data[name] for name in FRAME_TRAILING}, index=index)
-    frame = pd.concat([leading, params, trailing], axis=1)
+            data[name] = _inferred(values).array
+    ordered = {name: data[name] for name in FRAME_LEADING}
+    ordered.update(_param_columns(_json_values(columns["params"])))
+    ordered.update((name, data[name]) for name in FRAME_TRAILING)
+    frame = pd.DataFrame(ordered, index=index, copy=False)  # one frame, built once: no concat
     return frame.set_index("run_id", drop=False).rename_axis(None)
+
+
+def _inferred(values: Sequence[Any]) -> pd.Series:
+    """A column of Python values with the dtype pandas infers for it (as its DataFrame constructor and
+    ``read_sql_query`` do): ``str`` for text on pandas 3, ``object`` before and for lists or all-None."""
+    return pd.Series(values, dtype=object).infer_objects()
+
+
+def _param_columns(requests: list[dict[str, Any]]) -> dict[str, Any]:
+    """The request parameters, one column each: the schema's in its order, then any others in the order
+    first seen; a parameter a request lacks is NaN (as ``pd.DataFrame(list_of_dicts)`` leaves it)."""
+    shapes = dict.fromkeys(map(tuple, requests))  # their key sets: the requests share one or a few
+    seen = dict.fromkeys(name for shape in shapes for name in shape)
+    names = [*_SNAPSHOT.names, *(name for name in seen if name not in _SNAPSHOT.names)]
+    picked: dict[str, Sequence[Any]]
+    if len(shapes) == 1 and len(shape := next(iter(shapes))) > 1:
+        # Every request has the same parameters (the usual log): one C-level itemgetter per row.
+        picked = dict(zip(shape, zip(*map(itemgetter(*shape), requests), strict=True), strict=True))
+    else:
+        picked = {name: [request.get(name, np.nan) for request in requests] for name in names}
+    missing = [np.nan] * len(requests)
+    out: dict[str, Any] = {}
+    for name in names:
+        column = picked.get(name, missing)
+        if name in _CATEGORY_PARAMS:
+            # Straight from the Python values (pandas' own hashing of objects), not via a str column.
+            allowed = list(_SNAPSHOT[name].allowed_values or []) if name in _SNAPSHOT else []
+            known = set(allowed)
+            found = [v for v in dict.fromkeys(column) if v is not None and v == v and v not in known]
+            out[name] = pd.Categorical(np.array(column, dtype=object), categories=[*allowed, *found])
+            continue
+        # An empty log's parameter columns have always been float64 (all NaN).
+        values = _inferred(column) if requests else pd.Series([], dtype=float)
+        if name == "seed":
+            out[name] = pd.to_numeric(values).astype("Int64").array
+        elif name in ("useHyper", "TAPose"):
+            out[name] = values.astype("boolean").array
+        else:
+            out[name] = values.array
+    return out
 
 
 def diff_rows(a: Mapping[str, Any], b: Mapping[str, Any]) -> pd.DataFrame:

@@ -20,6 +20,7 @@ import pytest
 import rodin_nb as rn
 from rodin_nb import columns
 from rodin_nb import store as store_module
+from rodin_nb.logframe import upsert_frame
 from rodin_nb.meshstats import MESH_STAT_KEYS, mesh_stats
 from rodin_nb.runlog import SCHEMA_VERSION, RunLog
 from rodin_nb.sandbox import SandboxServer, serve
@@ -666,3 +667,27 @@ class TestFrameDecoding:
             changed, _ = log.changed_since(stamp)
             where = ("updated_at > ?", (stamp.updated_at,))
             pd.testing.assert_frame_equal(changed, _reference_frame(log._connect(), *where))
+
+    def test_an_upserted_frame_is_what_a_full_load_gives(self, tmp_path: Path) -> None:
+        """Updates stay in place (even among equal submission times), rows submitted earlier than the
+        last are sorted in, new statuses join the categories, a parameter one side lacks is a column.
+
+        (Rows are sorted in by their instant; log.df orders by the stored text. The two agree for every
+        time rodin_nb writes, all UTC in one format, hence no offset in the rows added here.)"""
+        with _representative_log(tmp_path / "ws") as log:
+            frame, stamp = log.changed_since()
+            steps = [
+                lambda: log.update("run_000", hint="first of two at 12:00"),  # stays before run_002
+                lambda: log.update("run_001", error=None, hint=None, status="canceled"),
+                lambda: _claim(log, 4, submitted_at="2025-01-01T11:00:00.000+00:00"),  # sorted in first
+                lambda: _claim(log, 5, submitted_at="2025-01-03T00:00:00.000+00:00", extra=1),
+                lambda: (
+                    log.update("run_003", params={"prompt": "a chair", "seed": 3, "images": ["asset_z"]}),
+                    log.update("run_004", status="queued"),
+                ),
+            ]
+            for step in steps:
+                step()
+                changed, stamp = log.changed_since(stamp)
+                frame = upsert_frame(frame, changed)
+                pd.testing.assert_frame_equal(frame, log.df)

@@ -162,17 +162,30 @@ def upsert_frame(frame: pd.DataFrame, changed: pd.DataFrame) -> pd.DataFrame:
     added = np.flatnonzero(~known)
     # Where each row of the result comes from, in [frame's rows, changed's rows]: the frame's own row,
     # or its replacement in changed; then the added rows. One take() per column does the rest.
+    targets, replacing = positions[known], np.flatnonzero(known)
     source = np.arange(len(frame) + len(added))
-    source[positions[known]] = len(frame) + np.flatnonzero(known)
+    source[targets] = len(frame) + replacing
     source[len(frame) :] = len(frame) + added
     columns: dict[str, Any] = {}
     for name in _union_columns(frame, changed):
         before, after = _column(frame, name), _column(changed, name)
         if isinstance(before.dtype, pd.CategoricalDtype):
-            dtype = pd.CategoricalDtype(_merged_categories(name, before.dtype, after))
+            if (
+                isinstance(after.dtype, pd.CategoricalDtype)
+                and after.dtype.categories.isin(before.dtype.categories).all()
+            ):
+                dtype = before.dtype  # no new category: no new dtype to build and validate
+            else:
+                dtype = pd.CategoricalDtype(_merged_categories(name, before.dtype, after))
             codes = np.concatenate([_codes(before, dtype), _codes(after, dtype)])[source]
             columns[name] = _without_unseen(name, pd.Categorical.from_codes(codes, dtype=dtype))
         elif before.dtype == after.dtype:
+            if not len(added) and _unchanged(before.array.take(targets), after.array.take(replacing)):
+                # What most of a refresh is (a status, a time, a few numbers changed): every other column
+                # is the one the frame has. A copy (text is an immutable Arrow array: O(1)), so the two
+                # frames never share a mutable array.
+                columns[name] = before.array.copy()
+                continue
             # The arrays themselves, not Series: pd.concat would build (and check) a joined index.
             joined = type(before.array)._concat_same_type([before.array, after.array])
             columns[name] = joined.take(source)
@@ -219,6 +232,21 @@ def _codes(values: pd.Series, dtype: pd.CategoricalDtype) -> np.ndarray:
     if isinstance(values.dtype, pd.CategoricalDtype):
         return np.asarray(values.cat.set_categories(dtype.categories).cat.codes, dtype=np.int64)
     return np.asarray(pd.Categorical(values, dtype=dtype).codes, dtype=np.int64)
+
+
+def _unchanged(before: Any, after: Any) -> bool:
+    """True only when both hold equal values in the same places (missing ones as None).
+
+    Python's list comparison (identity first, then ``==``) on the few changed rows; anything it cannot
+    compare counts as changed, which only costs the slower way.
+    """
+    if isinstance(before, pd.arrays.DatetimeArray):  # as integers: no Timestamp objects to make
+        return bool(np.array_equal(before.asi8, after.asi8))
+    try:
+        old = before.to_numpy(dtype=object, na_value=None).tolist()
+        return bool(old == after.to_numpy(dtype=object, na_value=None).tolist())
+    except (TypeError, ValueError):
+        return False
 
 
 def _union_columns(frame: pd.DataFrame, changed: pd.DataFrame) -> list[str]:

@@ -689,5 +689,9 @@ class TestFrameDecoding:
             for step in steps:
                 step()
                 changed, stamp = log.changed_since(stamp)
+                before, kept = frame, frame.copy()
                 frame = upsert_frame(frame, changed)
                 pd.testing.assert_frame_equal(frame, log.df)
+                frame.loc[frame.index[0], ["prompt", "hint"]] = ["edited", "edited"]  # a user's edit
+                pd.testing.assert_frame_equal(before, kept)  # never reaches the frame it came from
+                frame = upsert_frame(before, changed)

@@ -12,6 +12,7 @@ import json
 import sqlite3
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
+from functools import lru_cache
 from itertools import pairwise
 from operator import itemgetter
 from pathlib import Path
@@ -166,9 +167,19 @@ def upsert_frame(frame: pd.DataFrame, changed: pd.DataFrame) -> pd.DataFrame:
     source = np.arange(len(frame) + len(added))
     source[targets] = len(frame) + replacing
     source[len(frame) :] = len(frame) + added
+    names = _union_columns(frame, changed)
+    in_place = not len(added) and names == list(frame.columns)
     columns: dict[str, Any] = {}
-    for name in _union_columns(frame, changed):
+    for name in names:
         before, after = _column(frame, name), _column(changed, name)
+        if (
+            in_place
+            and before.dtype == after.dtype
+            and _unchanged(before.array, after.array, targets, replacing)
+        ):
+            # What most of a refresh is (a status, a time, a few numbers changed): every other column
+            # stays the frame's own (copied with it below).
+            continue
         if isinstance(before.dtype, pd.CategoricalDtype):
             if (
                 isinstance(after.dtype, pd.CategoricalDtype)
@@ -180,12 +191,6 @@ def upsert_frame(frame: pd.DataFrame, changed: pd.DataFrame) -> pd.DataFrame:
             codes = np.concatenate([_codes(before, dtype), _codes(after, dtype)])[source]
             columns[name] = _without_unseen(name, pd.Categorical.from_codes(codes, dtype=dtype))
         elif before.dtype == after.dtype:
-            if not len(added) and _unchanged(before.array.take(targets), after.array.take(replacing)):
-                # What most of a refresh is (a status, a time, a few numbers changed): every other column
-                # is the one the frame has. A copy (text is an immutable Arrow array: O(1)), so the two
-                # frames never share a mutable array.
-                columns[name] = before.array.copy()
-                continue
             # The arrays themselves, not Series: pd.concat would build (and check) a joined index.
             joined = type(before.array)._concat_same_type([before.array, after.array])
             columns[name] = joined.take(source)
@@ -197,6 +202,13 @@ def upsert_frame(frame: pd.DataFrame, changed: pd.DataFrame) -> pd.DataFrame:
             if name in _TABLE_COLUMNS:
                 objects[pd.isna(objects)] = None  # a table column's NULL is None, as read from SQLite
             columns[name] = pd.Series(objects, copy=False).infer_objects().array
+    if in_place:
+        # The same rows and columns: a copy of the frame (object cells and immutable Arrow text are not
+        # duplicated, so it is cheap) with the changed columns swapped in; no frame built column by column.
+        result = frame.copy()
+        for name, values in columns.items():
+            result[name] = values
+        return result
     index = frame.index.append(changed.index[added]) if len(added) else frame.index
     result = pd.DataFrame(columns, index=index, copy=False)
     if len(added) and changed["submitted_at"].iloc[added].min() < frame["submitted_at"].iloc[-1]:
@@ -234,17 +246,23 @@ def _codes(values: pd.Series, dtype: pd.CategoricalDtype) -> np.ndarray:
     return np.asarray(pd.Categorical(values, dtype=dtype).codes, dtype=np.int64)
 
 
-def _unchanged(before: Any, after: Any) -> bool:
-    """True only when both hold equal values in the same places (missing ones as None).
+def _unchanged(before: Any, after: Any, targets: np.ndarray, replacing: np.ndarray) -> bool:
+    """True only when ``after[replacing]`` holds the very values ``before[targets]`` has (same dtype).
 
-    Python's list comparison (identity first, then ``==``) on the few changed rows; anything it cannot
-    compare counts as changed, which only costs the slower way.
+    Categories by their codes, times by their integers, the rest by Python's list comparison (identity
+    first, then ``==``; missing values as None). Anything it cannot compare counts as changed, which
+    only costs the slower way.
     """
-    if isinstance(before, pd.arrays.DatetimeArray):  # as integers: no Timestamp objects to make
-        return bool(np.array_equal(before.asi8, after.asi8))
+    if isinstance(before, pd.Categorical):
+        # Equal unordered dtypes may list their categories in another order: codes compare only when
+        # the lists are the same.
+        same = before.categories.equals(after.categories)
+        return same and bool(np.array_equal(before.codes[targets], after.codes[replacing]))
+    if isinstance(before, pd.arrays.DatetimeArray):
+        return bool(np.array_equal(before.asi8[targets], after.asi8[replacing]))
     try:
-        old = before.to_numpy(dtype=object, na_value=None).tolist()
-        return bool(old == after.to_numpy(dtype=object, na_value=None).tolist())
+        old = before.take(targets).to_numpy(dtype=object, na_value=None).tolist()
+        return bool(old == after.take(replacing).to_numpy(dtype=object, na_value=None).tolist())
     except (TypeError, ValueError):
         return False
 
@@ -292,7 +310,8 @@ def columns_to_frame(columns: Mapping[str, Sequence[Any]]) -> pd.DataFrame:
         elif name in _BOOL_COLUMNS:
             data[name] = pd.array([None if v is None else bool(v) for v in values], dtype="boolean")
         elif name in _SORTED_CATEGORIES:
-            data[name] = _inferred(values).astype("category").array
+            # What .astype("category") makes: the values seen, sorted.
+            data[name] = _categorical(values, tuple(sorted({v for v in values if v is not None})))
         else:
             data[name] = _inferred(values).array
     ordered = {name: data[name] for name in FRAME_LEADING}
@@ -300,6 +319,24 @@ def columns_to_frame(columns: Mapping[str, Sequence[Any]]) -> pd.DataFrame:
     ordered.update((name, data[name]) for name in FRAME_TRAILING)
     frame = pd.DataFrame(ordered, index=index, copy=False)  # one frame, built once: no concat
     return frame.set_index("run_id", drop=False).rename_axis(None)
+
+
+def _categorical(values: Sequence[Any], categories: tuple[Any, ...]) -> pd.Categorical:
+    """``pd.Categorical(values, categories=categories)``, with codes from a dict and the dtype reused.
+
+    A log has the same few categories at every read, so their (validated) dtype is made once; codes
+    from a plain dict cost a lookup per row where ``pd.Categorical`` builds an index of its categories
+    and matches every value against it, a fixed cost that dominated decoding a refresh's few rows.
+    """
+    dtype = _category_dtype(categories)
+    positions = {category: code for code, category in enumerate(categories)}
+    codes = np.fromiter((positions.get(v, -1) for v in values), dtype=np.int64, count=len(values))
+    return pd.Categorical.from_codes(codes, dtype=dtype)
+
+
+@lru_cache(maxsize=256)
+def _category_dtype(categories: tuple[Any, ...]) -> pd.CategoricalDtype:
+    return pd.CategoricalDtype(list(categories))
 
 
 def _inferred(values: Sequence[Any]) -> pd.Series:
@@ -329,7 +366,7 @@ def _param_columns(requests: list[dict[str, Any]]) -> dict[str, Any]:
             allowed = list(_SNAPSHOT[name].allowed_values or []) if name in _SNAPSHOT else []
             known = set(allowed)
             found = [v for v in dict.fromkeys(column) if v is not None and v == v and v not in known]
-            out[name] = pd.Categorical(np.array(column, dtype=object), categories=[*allowed, *found])
+            out[name] = _categorical(column, (*allowed, *found))
             continue
         # An empty log's parameter columns have always been float64 (all NaN).
         values = _inferred(column) if requests else pd.Series([], dtype=float)

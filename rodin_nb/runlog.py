@@ -679,9 +679,15 @@ def _run_id_of(value: Any) -> str:
     return str(getattr(value, "run_id", value))
 
 
+# json.dumps(value, sort_keys=True) builds a new JSONEncoder at every call (only the default options
+# share a cached one): on the recording path that was a visible part of a write. One encoder, the same text.
+_json_text = json.JSONEncoder(sort_keys=True).encode
+_JSON_COLUMN_SET = frozenset(JSON_COLUMNS)
+
+
 def _encode(name: str, value: Any) -> Any:
-    if name in JSON_COLUMNS and value is not None:
-        return json.dumps(value, sort_keys=True)
+    if name in _JSON_COLUMN_SET and value is not None:
+        return _json_text(value)
     if isinstance(value, bool):
         return int(value)
     return value

@@ -369,19 +369,24 @@ class TestIncrementalRefresh:
             reader.close()
 
     def test_the_query_uses_the_updated_at_index(self, tmp_path: Path) -> None:
+        """The very statement changed_since() sends is planned as an index search, not a table scan."""
         log = RunLog(tmp_path / "ws", create=True)
         try:
             insert(log, 0)
+            _, stamp = log.changed_since()
+            insert(log, 1)
+            statements: list[str] = []
+            log._connect().set_trace_callback(statements.append)
+            log.changed_since(stamp)
+            log._connect().set_trace_callback(None)
         finally:
             log.close()
+        (query,) = [s for s in statements if "updated_at > " in s]
         conn = sqlite3.connect(tmp_path / "ws" / "runs.sqlite")
         names = {row[0] for row in conn.execute("SELECT name FROM sqlite_master WHERE type='index'")}
-        plan = " ".join(
-            str(row[-1])
-            for row in conn.execute("EXPLAIN QUERY PLAN SELECT * FROM runs WHERE updated_at > ?", ("",))
-        )
+        plan = " ".join(str(row[-1]) for row in conn.execute(f"EXPLAIN QUERY PLAN {query}"))
         conn.close()
-        assert "runs_updated" in names and "USING INDEX runs_updated" in plan
+        assert "runs_updated" in names and "USING INDEX runs_updated" in plan and "SCAN runs" not in plan
 
     def test_write_stamps_strictly_increase(self, tmp_path: Path) -> None:
         """Rows written within one millisecond still get distinct, ordered stamps (read once each)."""

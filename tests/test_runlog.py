@@ -20,6 +20,7 @@ import pytest
 import rodin_nb as rn
 from rodin_nb import columns
 from rodin_nb import store as store_module
+from rodin_nb.logframe import upsert_frame
 from rodin_nb.meshstats import MESH_STAT_KEYS, mesh_stats
 from rodin_nb.runlog import SCHEMA_VERSION, RunLog
 from rodin_nb.sandbox import SandboxServer, serve
@@ -539,3 +540,193 @@ class TestCli:
             timeout=60,
         )
         assert resumed.returncode == 0 and "nothing to resume" in resumed.stdout
+
+
+# --- log.df's decoding, pinned (issue 13): the column-wise reader must show exactly what the
+# row-by-row one did. ``_reference_frame`` is that reader as it was (pd.read_sql_query, then a
+# per-column decode), kept here as the oracle.
+
+
+def _reference_frame(conn: sqlite3.Connection, where: str = "1=1", params: tuple = ()) -> pd.DataFrame:
+    """log.df as issue 13 found it: read_sql_query of the table, then decode (the oracle)."""
+    from rodin_nb.logframe import _SNAPSHOT
+
+    raw = pd.read_sql_query(
+        f"SELECT * FROM runs WHERE {where} ORDER BY submitted_at, rowid", conn, params=params
+    )
+
+    def parse(values: pd.Series) -> list:
+        return [] if values.empty else json.loads("[" + ",".join(values.fillna("null").astype(str)) + "]")
+
+    params_frame = pd.DataFrame(parse(raw["params"]), index=raw.index)
+    names = [*_SNAPSHOT.names, *(c for c in params_frame.columns if c not in _SNAPSHOT.names)]
+    params_frame = params_frame.reindex(columns=names)
+    trailing = [c for c in columns.FRAME_TRAILING if c in raw]
+    frame = pd.concat([raw[list(columns.FRAME_LEADING)], params_frame, raw[trailing].copy()], axis=1)
+    for name in [n for n in columns.JSON_COLUMNS if n != "params"]:
+        frame[name] = parse(raw[name]) if len(raw) else []
+    for name in columns.TIME_COLUMNS:
+        frame[name] = pd.to_datetime(frame[name], utc=True, format="ISO8601")
+    for name in ("tier", "quality", "material", "conditionMode"):
+        allowed = list(_SNAPSHOT[name].allowed_values or []) if name in _SNAPSHOT else []
+        seen = [value for value in frame[name].dropna().unique() if value not in allowed]
+        frame[name] = pd.Categorical(frame[name], categories=[*allowed, *seen])
+    for name in ("status", "backend"):
+        frame[name] = frame[name].astype("category")
+    for name in ("seed", "faces", "vertices"):
+        frame[name] = pd.to_numeric(frame[name]).astype("Int64")
+    for name in ("useHyper", "TAPose", "reuse"):
+        frame[name] = frame[name].astype("boolean")
+    for name in ("progress", "cost", "queue_s", "duration_s"):
+        frame[name] = pd.to_numeric(frame[name]).astype("Float64")
+    return frame.set_index("run_id", drop=False).rename_axis(None)
+
+
+def _claim(log: RunLog, index: int, *, submitted_at: str, reuse: bool = True, **params: object) -> str:
+    request = {"prompt": f"a carved wooden chair #{index}", "seed": index, "tier": "Regular", **params}
+    run_id = f"run_{index:03d}"
+    log.claim(
+        {
+            "run_id": run_id,
+            "sweep_id": "sweep_a" if index % 2 else None,
+            "backend": "sandbox",
+            "service": "sandbox",
+            "model_id": "model_rodin-hyper3d",
+            "params": request,
+            "params_hash": f"hash{index}",
+            "seed": index,
+            "status": "submitting",
+            "submitted_at": submitted_at,
+        },
+        reuse=reuse,
+    )
+    return run_id
+
+
+def _representative_log(path: Path) -> RunLog:
+    """Every kind of cell log.df decodes: JSON lists and nested lists, params expanded (with images, a
+    parameter the snapshot lacks, one left out), NULLs, times in another offset and with microseconds,
+    categories outside the schema's, equal submission times (rowid breaks the tie)."""
+    log = RunLog(path, create=True)
+    done = _claim(log, 0, submitted_at="2025-01-01T12:00:00.000+00:00", quality="medium", useHyper=True)
+    log.update(
+        done,
+        status="success",
+        progress=1.0,
+        job_id="job_0",
+        cost=10.5,
+        created_at="2025-01-01T12:00:01.000+00:00",
+        started_at="2025-01-01T12:00:02.250+00:00",
+        finished_at="2025-01-01T12:00:30.000+00:00",
+        queue_s=1.25,
+        duration_s=28.0,
+        asset_ids=["asset_a"],
+        files=["assets/ab/x.glb", "assets/cd/y.png"],
+        sha256=["a" * 64, "b" * 64],
+        faces=36300,
+        vertices=18500,
+        bbox=[[-1.5, -1, -1], [1, 1, 1.25]],
+        textures=[[384, 384], [512, 256]],
+    )
+    failed = _claim(
+        log, 1, submitted_at="2025-01-01T14:00:00.000+02:00", images=["asset_i1", "asset_i2"],
+        conditionMode="fuse", newParam={"k": [1, 2]}, tier="Gen-2", TAPose=True,
+    )  # fmt: skip
+    log.update(failed, status="failure", error="the model could not make sense of it", hint="rephrase")
+    _claim(log, 2, submitted_at="2025-01-01T12:00:00.000+00:00", reuse=False)  # ties with run_000
+    lost = _claim(log, 3, submitted_at="2025-01-02T09:30:15.123456+00:00", material="Shaded")
+    log.update(lost, status="lost", job_id="job_3", cost=None, progress=0.4, bbox=None)
+    return log
+
+
+# What log.df's columns are on this pandas: text is "str" on pandas 3 (object before); times are UTC.
+_TEXT = str(pd.Series(["a"]).dtype)
+_TIME = str(pd.to_datetime(pd.Series(["2025-01-01T00:00:00.000+00:00"]), utc=True, format="ISO8601").dtype)
+EXPECTED_DTYPES = {
+    "run_id": _TEXT, "sweep_id": _TEXT, "backend": "category", "model_id": _TEXT, "prompt": _TEXT,
+    "images": "object", "conditionMode": "category", "material": "category", "quality": "category",
+    "useHyper": "boolean", "tier": "category", "TAPose": "boolean", "seed": "Int64", "newParam": "object",
+    "status": "category", "progress": "Float64", "job_id": _TEXT, "cost": "Float64",
+    "submitted_at": _TIME, "created_at": _TIME, "started_at": _TIME, "finished_at": _TIME,
+    "queue_s": "Float64", "duration_s": "Float64", "asset_ids": "object", "files": "object",
+    "sha256": "object", "faces": "Int64", "vertices": "Int64", "bbox": "object", "textures": "object",
+    "error": _TEXT, "hint": _TEXT, "reuse": "boolean", "params_hash": _TEXT, "service": _TEXT,
+    "updated_at": _TIME, "rodin_nb_version": _TEXT,
+}  # fmt: skip
+
+
+class TestFrameDecoding:
+    def test_dtypes_are_pinned(self, tmp_path: Path) -> None:
+        with _representative_log(tmp_path / "ws") as log:
+            dtypes = {name: str(dtype) for name, dtype in log.df.dtypes.items()}
+        assert dtypes == EXPECTED_DTYPES
+
+    def test_values_are_pinned(self, tmp_path: Path) -> None:
+        with _representative_log(tmp_path / "ws") as log:
+            df = log.df
+        assert list(df.index) == ["run_000", "run_002", "run_001", "run_003"]  # time, then rowid
+        assert list(df["run_id"]) == list(df.index) and df.index.name is None
+        done, failed, fresh, lost = (df.loc[f"run_{i:03d}"] for i in range(4))
+        assert done["files"] == ["assets/ab/x.glb", "assets/cd/y.png"] and done["sha256"] == [
+            "a" * 64,
+            "b" * 64,
+        ]
+        assert done["bbox"] == [[-1.5, -1, -1], [1, 1, 1.25]] and done["textures"] == [[384, 384], [512, 256]]
+        assert done["asset_ids"] == ["asset_a"] and failed["asset_ids"] == [] and lost["bbox"] is None
+        assert done["useHyper"] == True and done["cost"] == 10.5 and done["faces"] == 36300  # noqa: E712
+        assert failed["submitted_at"] == pd.Timestamp("2025-01-01T12:00:00", tz="UTC")
+        assert lost["submitted_at"] == pd.Timestamp("2025-01-02T09:30:15.123456", tz="UTC")
+        assert failed["images"] == ["asset_i1", "asset_i2"] and failed["newParam"] == {"k": [1, 2]}
+        assert pd.isna(done["images"]) and pd.isna(done["newParam"]) and pd.isna(fresh["TAPose"])
+        assert failed["error"] == "the model could not make sense of it" and pd.isna(done["error"])
+        assert pd.isna(lost["cost"]) and lost["progress"] == 0.4 and pd.isna(fresh["job_id"])
+        assert list(df["tier"].cat.categories) == ["Sketch", "Regular", "Gen-2"]
+        assert list(df["status"].cat.categories) == ["failure", "lost", "submitting", "success"]
+        assert fresh["reuse"] == False and done["reuse"] == True  # noqa: E712
+
+    @pytest.mark.parametrize("kept", [(), (1,), (3,), (2, 3), (1, 2, 3, 4)])
+    def test_the_frame_is_what_the_row_by_row_reader_made(
+        self, tmp_path: Path, kept: tuple[int, ...]
+    ) -> None:
+        """Subsets too: an empty log, and columns all NULL (times, errors, images) or all set."""
+        with _representative_log(tmp_path / "ws") as log:
+            with log._write() as conn:
+                conn.execute(f"DELETE FROM runs WHERE rowid NOT IN ({','.join('?' * len(kept))})", kept)
+            pd.testing.assert_frame_equal(log.df, _reference_frame(log._connect()))
+
+    def test_changed_rows_are_decoded_alike(self, tmp_path: Path) -> None:
+        with _representative_log(tmp_path / "ws") as log:
+            frame, stamp = log.changed_since()
+            pd.testing.assert_frame_equal(frame, _reference_frame(log._connect()))
+            log.update("run_002", hint="again")
+            changed, _ = log.changed_since(stamp)
+            where = ("updated_at > ?", (stamp.updated_at,))
+            pd.testing.assert_frame_equal(changed, _reference_frame(log._connect(), *where))
+
+    def test_an_upserted_frame_is_what_a_full_load_gives(self, tmp_path: Path) -> None:
+        """Updates stay in place (even among equal submission times), rows submitted earlier than the
+        last are sorted in, new statuses join the categories, a parameter one side lacks is a column.
+
+        (Rows are sorted in by their instant; log.df orders by the stored text. The two agree for every
+        time rodin_nb writes, all UTC in one format, hence no offset in the rows added here.)"""
+        with _representative_log(tmp_path / "ws") as log:
+            frame, stamp = log.changed_since()
+            steps = [
+                lambda: log.update("run_000", hint="first of two at 12:00"),  # stays before run_002
+                lambda: log.update("run_001", error=None, hint=None, status="canceled"),
+                lambda: _claim(log, 4, submitted_at="2025-01-01T11:00:00.000+00:00"),  # sorted in first
+                lambda: _claim(log, 5, submitted_at="2025-01-03T00:00:00.000+00:00", extra=1),
+                lambda: (
+                    log.update("run_003", params={"prompt": "a chair", "seed": 3, "images": ["asset_z"]}),
+                    log.update("run_004", status="queued"),
+                ),
+            ]
+            for step in steps:
+                step()
+                changed, stamp = log.changed_since(stamp)
+                before, kept = frame, frame.copy()
+                frame = upsert_frame(frame, changed)
+                pd.testing.assert_frame_equal(frame, log.df)
+                frame.loc[frame.index[0], ["prompt", "hint"]] = ["edited", "edited"]  # a user's edit
+                pd.testing.assert_frame_equal(before, kept)  # never reaches the frame it came from
+                frame = upsert_frame(before, changed)

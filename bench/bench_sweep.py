@@ -163,15 +163,16 @@ def rodin_nb_engine(url: str, mode: Mode, side: Side, workspace: str) -> None:
 
 
 def all_jobs(url: str) -> list[dict[str, Any]]:
-    """Every job on the sandbox, oldest first (as created)."""
-    jobs: list[dict[str, Any]] = []
+    """Every job on the sandbox, oldest first (as created), each read whole (list items may be brief)."""
+    ids: list[str] = []
     params: dict[str, Any] = {"pageSize": 100}
     while True:
         page = requests.get(f"{url}/jobs", params=params, timeout=60).json()
-        jobs += page["jobs"]
+        ids += [job["jobId"] for job in page["jobs"]]
         if not page.get("nextPaginationToken"):
-            return jobs[::-1]
+            break
         params["paginationToken"] = page["nextPaginationToken"]
+    return [requests.get(f"{url}/jobs/{job_id}", timeout=60).json()["job"] for job_id in ids[::-1]]
 
 
 def ideal_makespan(mode: Mode, inputs: Sequence[Mapping[str, Any]]) -> float:

@@ -313,6 +313,7 @@ class Engine:
         assert run.job_id is not None
         try:
             job = self.api.get_job(run.job_id)
+            received = time.monotonic()
         except NotFoundError:
             # One 404 may be a replica lagging behind; only a job missing again and again is lost.
             record.not_found += 1
@@ -341,19 +342,20 @@ class Engine:
         ):
             # The job changed before the moment a list said it was unchanged: the list lags.
             self.lister.rest(f"the job list missed a change of job {run.job_id}")
-        self._take(record, job)
+        self._take(record, job, received)
 
-    def _take(self, record: _Followed, job: dict[str, Any]) -> None:
-        """Take an answer about the job (its own, or a whole list item): apply it, then act on it."""
+    def _take(self, record: _Followed, job: dict[str, Any], received: float) -> None:
+        """Take an answer about the job (its own, or a whole list item, ``received`` at that monotonic
+        time): apply it, then act on it."""
         run = record.run
         record.errors_in_a_row = 0
         record.not_found = 0
-        record.confirmed = time.monotonic()
+        record.confirmed = received
         stamp = updated_at(job)
         if stamp is not None and (record.known_until is None or stamp > record.known_until):
             record.known_until = stamp
         run._apply_job(job)
-        record.timeline.observe(run)
+        record.timeline.observe(run, received)
         if run.status == "downloading":
             self._learn(record)
             self.download(run)
@@ -405,6 +407,7 @@ class Engine:
         asked = time.monotonic()
         try:
             look = self.lister.look(since(known))
+            received = time.monotonic()
         except RodinError as exc:
             log.info("job list failed (%s); looking at each due job on its own", exc)
             for record in due:
@@ -433,14 +436,17 @@ class Engine:
                 continue  # older than what is known already (a lagging replica, or a look that crossed)
             mentioned.add(record)
             if whole(job):
-                self._take(record, job)
+                self._take(record, job, received)
                 continue
             # An abbreviated item only says the job changed: its own answer has the rest.
             record.confirmed = asked
             status = parse_status(job.get("status"), current=record.run.status)
             if status != record.run.status or status in TERMINAL or (record in due and status in RUNNING):
                 alone.add(record)
-            elif record in due:
+                continue
+            if stamp is not None and record.known_until is not None:
+                record.known_until = max(record.known_until, stamp)  # the same status, as of then
+            if record in due:
                 self._plan(record)
         for record in due - mentioned:
             if record.run.done or record.run.status not in ON_SERVICE:

@@ -106,9 +106,13 @@ class Timeline:
     progress_end: float | None = None
     in_progress_s: float | None = None
 
-    def observe(self, run: Run) -> None:
-        """Note the run's current status and progress (after every answer from the service)."""
-        now = time.monotonic()
+    def observe(self, run: Run, at: float | None = None) -> None:
+        """Note the run's current status and progress (after every answer from the service).
+
+        ``at`` is when the answer arrived (monotonic): a run applied after others from the same list
+        answer, or after its listeners wrote the run log, must not look as if it progressed later.
+        """
+        now = time.monotonic() if at is None else at
         self.phase_seen.setdefault(run.status, now)
         if run.status in RUNNING:
             self.phase_seen.setdefault("warming-up", now)

@@ -51,11 +51,13 @@ class TestFollowingTogether:
                     client.engine.lister.give_up("this test compares with one request per job")
                 runs, progress = run_together(client)
                 assert all(run.status == "success" and run.glb is not None for run in runs)
-                assert all(any(0 < p < 1 for p in values) for values in progress.values())
+                assert all(any(0 < p < 1 for p in values) for values in progress.values()), progress
                 counts[mode] = status_requests(sb)
         gets, lists = counts["list"]
-        assert gets <= 2 and lists >= 1  # a GET only before a second job was on the service
-        assert sum(counts["list"]) * 3 <= sum(counts["per-job"])
+        # A GET only before a second job was on the service (or for a job silent for long on a busy
+        # machine): the list does the rest.
+        assert gets <= RUNS // 2 and lists >= 1, counts
+        assert sum(counts["list"]) * 2 <= sum(counts["per-job"]), counts
 
     def test_a_brief_list_falls_back_to_each_job_for_results(self, tmp_path: Path) -> None:
         """Items without assetIds or progress only say a job changed: its own GET gives the rest."""

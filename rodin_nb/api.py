@@ -104,6 +104,28 @@ class ScenarioAPI:
                 return
             params["paginationToken"] = token
 
+    def list_jobs_page(
+        self,
+        *,
+        types: str = "custom",
+        updated_after: datetime | None = None,
+        page_size: int = 100,
+        token: str | None = None,
+    ) -> tuple[list[dict[str, Any]], str | None]:
+        """One page of jobs of ``types``, most recently updated first, and the token of the next page.
+
+        With a type filter the service sorts by update date, and only then accepts ``updatedAfter``
+        (contract §3.3): the jobs that changed since a given moment.
+        """
+        params: dict[str, Any] = {"pageSize": page_size, "type": types}
+        if updated_after is not None:
+            params["updatedAfter"] = iso_utc(updated_after)
+        if token:
+            params["paginationToken"] = token
+        data = self.transport.request_json("GET", "jobs", params=params, counter="list")
+        jobs = [dict(job) for job in data.get("jobs") or [] if isinstance(job, Mapping)]
+        return jobs, (str(data["nextPaginationToken"]) if data.get("nextPaginationToken") else None)
+
     def cancel_job(self, job_id: str) -> dict[str, Any]:
         data = self.transport.request_json(
             "POST", f"jobs/{_seg(job_id)}/action", json={"action": "cancel"}, counter="cancel"

@@ -8,6 +8,13 @@ log, widgets, sweeps) by callbacks.
 Each followed run has an engine-private record (:class:`_Followed`): when to look next, errors and 404s
 in a row, its :class:`~rodin_nb.timing.Timeline`, and, for a run whose job id is not known yet, how to
 look for it and until when. None of this is on the :class:`~rodin_nb.jobs.Run` the user holds.
+
+When is per job (each job's predicted finish); how is shared: while two jobs or more are on the service,
+the jobs due at a moment are looked at together with one filtered job list (:mod:`rodin_nb.batchpoll`)
+that also reports every other followed job that changed. A job is asked about on its own
+(``GET /v1/jobs/{jobId}``) when the list cannot say enough: a job it has never reported, an abbreviated
+item for a job that ended or whose progress is wanted, a job the list has not mentioned for long, or
+while the list is failing (the 404 -> lost rule therefore still rests on the job's own answers).
 """
 
 from __future__ import annotations
@@ -20,15 +27,17 @@ import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 from .api import ScenarioAPI
+from .batchpoll import JobLister, since, updated_at, whole
 from .errors import AuthenticationError, NotFoundError, RodinError
 from .jobs import Run
-from .status import ON_SERVICE, RUNNING, TERMINAL
+from .status import ON_SERVICE, RUNNING, TERMINAL, parse_status
 from .store import Downloader, StoredFile
-from .timing import PollPolicy, Timeline, phase_durations
+from .timing import FinalizeModel, PollPolicy, Timeline, phase_durations
 
 __all__ = ["Engine", "JobSearch"]
 
@@ -39,6 +48,8 @@ NOT_FOUND_TIMES = 3  # consecutive 404s before a job counts as lost
 # How long stop() lets downloads already under way finish, so a script that ends right after a job
 # succeeded still gets its files (the rest is picked up by client.resume()).
 STOP_GRACE_S = 10.0
+# A job the list has not mentioned for this many of the policy's longest waits is asked about on its own.
+CONFIRM_WAITS = 5
 
 # How to learn the job id of a run whose submission is unsettled: called with ``final`` False while
 # there is time left, True at the deadline. Returns the job id, or None; with ``final`` True and no job,
@@ -58,6 +69,19 @@ class _Followed:
     search: JobSearch | None = None  # set while the job id is being looked for
     search_until: float = 0.0  # monotonic deadline of that search
     search_every_s: float = 0.2
+    entry: int = -1  # the heap entry that is this record's next look (older entries are skipped)
+    overdue: int = 0  # looks in a row that found the job past its predicted finish
+    # Up to when (service clock) the job's state is known: a later list reports any change after it.
+    known_until: datetime | None = None
+    confirmed: float = 0.0  # monotonic time of the last answer about this job (its own, or a list's)
+
+
+def _known_until(run: Run) -> datetime | None:
+    """A safe lower bound of the job's updatedAt, from what the run already holds (None: unknown)."""
+    moments = [when for _, when in run.status_history]
+    if run.created_at is not None:
+        moments.append(run.created_at)
+    return max(moments) if moments else None
 
 
 class Engine:
@@ -90,7 +114,10 @@ class Engine:
         self._followed: dict[str, _Followed] = {}
         self._downloading: set[str] = set()  # run ids with a download under way
         self.parallel_jobs = parallel_jobs  # the account's parallel-job limit (queue simulation)
-        self.finalize_s = 0.0  # typical finalizing time, learned from finished jobs' statusHistory
+        self.finalize = FinalizeModel()  # finalizing times, learned from finished jobs' statusHistory
+        self.lister = JobLister(api, rest_s=poll.max_s)
+        self._due: set[_Followed] = set()  # records waiting for the next list look
+        self._listing = False  # a list look is under way (one at a time)
         self._durations: dict[tuple[Any, Any], float] = {}  # (tier, quality) -> running time seen here
 
     # --- public --------------------------------------------------------------------------------------
@@ -104,6 +131,8 @@ class Engine:
             if record is None or record.run is not run:
                 record = self._followed[run.run_id] = _Followed(run)
             record.not_found = 0
+            if record.known_until is None:
+                record.known_until = _known_until(run)
             if expected_s is not None:
                 record.timeline.expected_s = expected_s
             elif record.timeline.expected_s is None:
@@ -203,9 +232,11 @@ class Engine:
         return True
 
     def _schedule(self, record: _Followed, delay: float) -> None:
+        """Make ``record``'s next look ``delay`` seconds from now (replacing any look already planned)."""
         if self._stopped:
             return
-        heapq.heappush(self._heap, (time.monotonic() + delay, next(self._seq), record))
+        record.entry = next(self._seq)
+        heapq.heappush(self._heap, (time.monotonic() + delay, record.entry, record))
         self._cv.notify_all()
 
     def _loop(self) -> None:
@@ -216,12 +247,32 @@ class Engine:
                     self._cv.wait(timeout)
                 if self._stopped:
                     return
-                _, _, record = heapq.heappop(self._heap)
+                _, entry, record = heapq.heappop(self._heap)
+                if entry != record.entry:
+                    continue  # superseded: a later answer already planned this record's next look
+                if record.run.job_id is not None and record.run.status in ON_SERVICE and self._batching():
+                    self._due.add(record)
+                    if self._listing:
+                        continue  # the look under way takes it next
+                    self._listing = True
+                    task: Callable[[], None] = self._list_looks
+                else:
+                    task = lambda record=record: self._look(record)  # type: ignore[misc]  # noqa: E731
             # Looking for the job of an unsettled submission may list jobs several times with pauses in
             # between: it goes to the work pool, so it never holds up the quick status checks.
             pool = self._pool if record.run.job_id is not None else self._work_pool
-            if not self._offer(pool, lambda record=record: self._look(record)):  # type: ignore[misc]
+            if not self._offer(pool, task):
                 return
+
+    def _batching(self) -> bool:
+        """Whether due jobs are looked at with the list: two jobs or more on the service, a usable list."""
+        on_service = 0
+        for other in self._followed.values():
+            if other.run.job_id is not None and other.run.status in ON_SERVICE and not other.run.done:
+                on_service += 1
+                if on_service >= 2:
+                    return self.lister.usable()
+        return False
 
     def _look(self, record: _Followed) -> None:
         try:
@@ -257,10 +308,12 @@ class Engine:
                 self._schedule(record, record.search_every_s)
 
     def _poll(self, record: _Followed) -> None:
+        """One look at one job: ``GET /v1/jobs/{jobId}``."""
         run = record.run
         assert run.job_id is not None
         try:
             job = self.api.get_job(run.job_id)
+            received = time.monotonic()
         except NotFoundError:
             # One 404 may be a replica lagging behind; only a job missing again and again is lost.
             record.not_found += 1
@@ -278,37 +331,156 @@ class Engine:
             log.info("poll of %s failed (%s); will retry", run.job_id, exc)
             self._back_off(record)
             return
+        stamp = updated_at(job)
+        known = record.known_until
+        if (
+            known is not None
+            and stamp is not None
+            and stamp <= known
+            and parse_status(job.get("status"), current=run.status) != run.status
+            and run.status in ON_SERVICE
+        ):
+            # The job changed before the moment a list said it was unchanged: the list lags.
+            self.lister.rest(f"the job list missed a change of job {run.job_id}")
+        self._take(record, job, received)
+
+    def _take(self, record: _Followed, job: dict[str, Any], received: float) -> None:
+        """Take an answer about the job (its own, or a whole list item, ``received`` at that monotonic
+        time): apply it, then act on it."""
+        run = record.run
         record.errors_in_a_row = 0
         record.not_found = 0
+        record.confirmed = received
+        stamp = updated_at(job)
+        if stamp is not None and (record.known_until is None or stamp > record.known_until):
+            record.known_until = stamp
         run._apply_job(job)
-        record.timeline.observe(run)
+        record.timeline.observe(run, received)
         if run.status == "downloading":
             self._learn(record)
             self.download(run)
         elif run.status in TERMINAL:
             run._finish()
         else:
-            eta = self._eta(record)
-            record.delay = self.poll.next_delay(record.delay, eta, base=self._overdue_base(record))
+            self._plan(record)
+
+    def _plan(self, record: _Followed) -> None:
+        """Plan the next look from the job's predicted finish (backing off once it is overdue)."""
+        eta = self._eta(record)
+        if eta is not None and eta <= 0:
+            # Overdue: back off from a small share of the phase, not from the last (long) wait.
+            previous = record.delay if record.overdue else 0.0
+            record.overdue += 1
+        else:
+            previous = record.delay
+            record.overdue = 0
+        record.delay = self.poll.next_delay(previous, eta, base=self._overdue_base(record))
+        with self._cv:
+            self._schedule(record, record.delay)
+
+    # --- batch looks ---------------------------------------------------------------------------------
+
+    def _list_looks(self) -> None:
+        """List looks, one after the other, until no record is due (the pool thread of the list)."""
+        while True:
             with self._cv:
-                self._schedule(record, record.delay)
+                due, self._due = self._due, set()
+                if not due or self._stopped:
+                    self._listing = False
+                    return
+            try:
+                self._list_look(due)
+            except Exception:
+                log.exception("unexpected error in a list look; looking at each job on its own")
+                for record in due:
+                    self._offer(self._pool, lambda record=record: self._look(record))  # type: ignore[misc]
+
+    def _list_look(self, due: set[_Followed]) -> None:
+        """One ``GET /v1/jobs`` for every job due now; a job's own GET where the list cannot tell."""
+        with self._cv:
+            followed = {
+                record.run.job_id: record
+                for record in self._followed.values()
+                if record.run.job_id is not None and record.run.status in ON_SERVICE and not record.run.done
+            }
+        known = [record.known_until for record in followed.values() if record.known_until is not None]
+        asked = time.monotonic()
+        try:
+            look = self.lister.look(since(known))
+            received = time.monotonic()
+        except RodinError as exc:
+            log.info("job list failed (%s); looking at each due job on its own", exc)
+            for record in due:
+                self._offer(self._pool, lambda record=record: self._look(record))  # type: ignore[misc]
+            return
+        alone: set[_Followed] = set()  # looked at on its own, now
+        mentioned: set[_Followed] = set()
+
+        # Endings first (their downloads start, a sweep refills its slot), then other changes, then
+        # progress: applying a job writes the run log, which takes a moment on a busy machine.
+        def urgency(item: tuple[str, dict[str, Any]]) -> int:
+            job_id, job = item
+            status = parse_status(job.get("status"))
+            if status in TERMINAL:
+                return 0
+            return 1 if job_id in followed and followed[job_id].run.status != status else 2
+
+        for job_id, job in sorted(look.jobs.items(), key=urgency):
+            if job_id not in followed:
+                continue  # a job of another run, session or user
+            record = followed[job_id]
+            if record.run.done or record.run.status not in ON_SERVICE:
+                continue
+            stamp = updated_at(job)
+            if stamp is not None and record.known_until is not None and stamp < record.known_until:
+                continue  # older than what is known already (a lagging replica, or a look that crossed)
+            mentioned.add(record)
+            if whole(job):
+                self._take(record, job, received)
+                continue
+            # An abbreviated item only says the job changed: its own answer has the rest.
+            record.confirmed = asked
+            status = parse_status(job.get("status"), current=record.run.status)
+            if status != record.run.status or status in TERMINAL or (record in due and status in RUNNING):
+                alone.add(record)
+                continue
+            if stamp is not None and record.known_until is not None:
+                record.known_until = max(record.known_until, stamp)  # the same status, as of then
+            if record in due:
+                self._plan(record)
+        for record in due - mentioned:
+            if record.run.done or record.run.status not in ON_SERVICE:
+                continue
+            never = record.confirmed == 0.0 or record.known_until is None
+            stale = asked - record.confirmed > CONFIRM_WAITS * self.poll.max_s
+            if never or not look.complete or stale:
+                alone.add(record)  # no answer yet since it was tracked, cut short, or silent for long
+                continue
+            self._plan(record)  # unchanged since it was last known
+        if look.complete and look.high_water is not None:
+            # Every change up to the high-water mark was visible: the silent jobs are known up to it.
+            for record in followed.values():
+                if record not in mentioned and record.known_until is not None:
+                    record.known_until = max(record.known_until, look.high_water)
+        for record in alone:
+            self._offer(self._pool, lambda record=record: self._look(record))  # type: ignore[misc]
 
     # --- prediction ----------------------------------------------------------------------------------
 
     def _overdue_base(self, record: _Followed) -> float:
         """Where backing off starts when a job outlives its estimate: a small share of its phase."""
-        if record.run.status == "finalizing" and self.finalize_s:
-            return 0.2 * self.finalize_s
-        expected = record.timeline.expected_s
-        return 0.05 * expected if expected else 0.0
+        timeline = record.timeline
+        if record.run.status == "finalizing" and self.finalize.learned:
+            return 0.05 * self.finalize.predict(timeline.in_progress_s)
+        expected = timeline.in_progress_s or timeline.expected_s
+        return 0.01 * expected if expected else 0.0
 
     def _learn(self, record: _Followed) -> None:
         """Learn phase durations from a finished job, and share them with similar jobs still running."""
         run = record.run
         phases = phase_durations(run)
         if "finalizing" in phases:
-            seen = phases["finalizing"]
-            self.finalize_s = seen if not self.finalize_s else 0.7 * self.finalize_s + 0.3 * seen
+            self.finalize.learn(phases["finalizing"], phases.get("in-progress"))
         if run.duration_s is None:
             return
         key = _duration_key(run)
@@ -330,7 +502,7 @@ class Engine:
         finish, then serve queued jobs in submission order)."""
         run = record.run
         if run.status in RUNNING:
-            return record.timeline.eta_s(run.status, self.finalize_s)
+            return record.timeline.eta_s(run.status, self.finalize)
         expected = record.timeline.expected_s
         if run.status not in ("pending", "queued") or expected is None:
             return None
@@ -339,7 +511,7 @@ class Engine:
         running = [
             max(
                 0.0,
-                other.timeline.eta_s(other.run.status, self.finalize_s) or other.timeline.expected_s or 0.0,
+                other.timeline.eta_s(other.run.status, self.finalize) or other.timeline.expected_s or 0.0,
             )
             for other in active
             if other.run.status in RUNNING

@@ -344,6 +344,24 @@ class TestLifecycle:
             client.close()
             server.stop()
 
+    def test_a_job_seconds_range_draws_from_the_request(self) -> None:
+        """job_seconds=(lo, hi): each request's running time in the range / speed, the same every time."""
+        took: list[dict[int, float]] = []
+        for _ in range(2):
+            with serve(speed=400, job_seconds=(60, 180)) as server:
+                client = Api(server, auth=None)
+                try:
+                    ids = {seed: client.create(prompt="p", seed=seed)["jobId"] for seed in range(4)}
+                    runs = {seed: history(client.wait(job_id)) for seed, job_id in ids.items()}
+                finally:
+                    client.close()
+            took.append({seed: h["success"] - h["warming-up"] for seed, h in runs.items()})
+        assert all(0.15 - 0.002 <= t <= 0.45 + 0.002 for t in took[0].values())
+        assert len({round(t, 3) for t in took[0].values()}) > 1
+        assert took[0] == pytest.approx(took[1], abs=0.002)
+        with pytest.raises(ValueError, match="job_seconds"):
+            serve(job_seconds=(3, 1))
+
     def test_speed_scales_per_tier_running_times(self) -> None:
         """Without job_seconds: Sketch 20 s, Regular 60 s (x1.25 for quality=high), divided by speed."""
         server = serve(speed=200)
@@ -626,6 +644,45 @@ class TestListJobs:
         after = api.get("/jobs", params={"createdAfter": done["createdAt"]}).json()["jobs"]
         assert [j["jobId"] for j in after] == newer[::-1]
 
+    def test_updated_after_with_a_filter_most_recently_updated_first(self, api: Api) -> None:
+        """type/status filters sort by update date; updatedAfter keeps jobs changed strictly later; the
+        pages of that order chain (contract §3.3)."""
+        first = api.wait(api.create(prompt="first")["jobId"])
+        time.sleep(0.005)
+        second = api.wait(api.create(prompt="second")["jobId"])
+        ids = [first["jobId"], second["jobId"]]
+        listed = api.get("/jobs", params={"type": "custom"}).json()["jobs"]
+        assert [j["jobId"] for j in listed] == ids[::-1]
+        later = api.get("/jobs", params={"type": "custom", "updatedAfter": first["updatedAt"]}).json()
+        assert [j["jobId"] for j in later["jobs"]] == [second["jobId"]]
+        assert api.get("/jobs", params={"types": "inference"}).json()["jobs"] == []
+        page = api.get("/jobs", params={"status": "success", "pageSize": 1}).json()
+        rest = api.get(
+            "/jobs",
+            params={"status": "success", "pageSize": 1, "paginationToken": page["nextPaginationToken"]},
+        ).json()
+        assert [j["jobId"] for j in page["jobs"] + rest["jobs"]] == ids[::-1]
+        assert "nextPaginationToken" not in rest
+        # A token of one order is not one of the other.
+        r = api.get("/jobs", params={"paginationToken": page["nextPaginationToken"]})
+        assert r.status_code == 400 and r.json()["field"] == "paginationToken"
+
+    def test_brief_list_items(self) -> None:
+        """list_items="brief" plays the abbreviated reading: status and dates, no progress or assetIds."""
+        with serve(job_seconds=0.05, list_items="brief") as sb:
+            client = Api(sb, auth=None)
+            try:
+                done = client.wait(client.create(prompt="brief")["jobId"])
+                (item,) = client.get("/jobs").json()["jobs"]
+                assert item["status"] == "success" and item["updatedAt"] == done["updatedAt"]
+                assert item["metadata"] == {"input": done["metadata"]["input"]}
+                assert "progress" not in item and "statusHistory" not in item
+                assert done["metadata"]["assetIds"] and "progress" in done  # GET /v1/jobs/{id}: whole
+            finally:
+                client.close()
+        with pytest.raises(ValueError, match="list_items"):
+            serve(list_items="short")  # type: ignore[arg-type]
+
     @pytest.mark.parametrize(
         ("params", "field"),
         [
@@ -636,6 +693,8 @@ class TestListJobs:
             ({"pageSize": "ten"}, "pageSize"),
             ({"status": "done"}, "status"),
             ({"paginationToken": "garbage"}, "paginationToken"),
+            ({"updatedAfter": "2025-01-01T00:00:00.000Z"}, "updatedAfter"),
+            ({"updatedAfter": "yesterday", "type": "custom"}, "updatedAfter"),
         ],
     )
     def test_bad_list_parameters_400(self, shared: Api, params: dict[str, Any], field: str) -> None:

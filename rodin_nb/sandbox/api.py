@@ -225,26 +225,58 @@ class ApiHandler(BaseHandler):
                     f"got {raw_after!r}",
                     "createdAfter",
                 ) from None
+        filters = [k for k in ("status", "type", "types", "workflowId") if query.get(k)]
+        updated_after: float | None = None
+        raw_updated = query.get("updatedAfter") or None
+        if raw_updated is not None:
+            if not filters:
+                raise SandboxError(
+                    400,
+                    "'updatedAfter' needs one of status, type, types or workflowId (then jobs are sorted "
+                    "by update date); use createdAfter without filters",
+                    "updatedAfter",
+                )
+            try:
+                updated_after = parse_iso(raw_updated)
+            except ValueError:
+                raise SandboxError(
+                    400,
+                    "'updatedAfter' must be an ISO-8601 date such as 2025-06-02T10:15:03.120Z; "
+                    f"got {raw_updated!r}",
+                    "updatedAfter",
+                ) from None
+        # With any filter, jobs come most recently updated first (contract §3.3), else newest first.
+        by_update = bool(filters)
         page_size = _int_param(query, "pageSize", 50, 1, 100)
-        before: int | None = None
+        cursor: int | tuple[int, int] | None = None
         token = query.get("paginationToken") or None
         if token is not None:
             try:
-                before = decode_token(token)
+                cursor = decode_token(token)
             except ValueError:
+                cursor = None
+            if cursor is None or isinstance(cursor, tuple) != by_update:
                 raise SandboxError(
                     400, "'paginationToken' is not a token this API returned", "paginationToken"
                 ) from None
         types = [t for t in (query.get("types") or query.get("type") or "").split(",") if t]
         state = self.app.state
-        if types and "custom" not in types:
-            return 200, {"jobs": []}  # every sandbox job is of type "custom"
-        jobs, next_seq, now = state.list_jobs(
-            account, status=status, created_after=created_after, before_seq=before, page_size=page_size
+        if (types and "custom" not in types) or query.get("workflowId"):
+            return 200, {"jobs": []}  # every sandbox job is of type "custom", none part of a workflow
+        jobs, next_cursor, now = state.list_jobs(
+            account,
+            status=status,
+            created_after=created_after,
+            before_seq=cursor if isinstance(cursor, int) else None,
+            page_size=page_size,
+            updated_after=updated_after,
+            by_update=by_update,
+            before_update=cursor if isinstance(cursor, tuple) else None,
         )
-        out: dict[str, Any] = {"jobs": [state.job_json(j, now) for j in jobs]}
-        if next_seq is not None:
-            out["nextPaginationToken"] = encode_token(next_seq)
+        brief = self.app.list_items == "brief"
+        out: dict[str, Any] = {"jobs": [state.job_json(j, now, brief=brief) for j in jobs]}
+        if next_cursor is not None:
+            out["nextPaginationToken"] = encode_token(next_cursor)
         return 200, out
 
     def get_job(self, account: str, params: dict[str, str], query: dict[str, str], body: Any) -> Result:

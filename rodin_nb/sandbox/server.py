@@ -20,7 +20,7 @@ import threading
 from collections import Counter
 from collections.abc import Callable
 from types import TracebackType
-from typing import Any, ParamSpec, TypeVar
+from typing import Any, Literal, ParamSpec, TypeVar
 
 from .api import ApiHandler
 from .artifacts import ArtifactCache, glb_properties
@@ -53,8 +53,9 @@ class SandboxServer:
         port: int = 0,
         *,
         speed: float = 1.0,
-        job_seconds: float | None = None,
+        job_seconds: float | tuple[float, float] | None = None,
         parallel_jobs: int = 4,
+        list_items: Literal["full", "brief"] = "full",
         faults: dict[str, Any] | None = None,
         credentials: tuple[str, str] | None = None,
         state_dir: str | os.PathLike[str] | None = None,
@@ -68,13 +69,23 @@ class SandboxServer:
             or speed <= 0
         ):
             raise ValueError(f"speed must be a positive number, got {speed!r}")
+        seconds: tuple[Any, ...] = job_seconds if isinstance(job_seconds, tuple) else (job_seconds,)
         if job_seconds is not None and (
-            isinstance(job_seconds, bool)
-            or not isinstance(job_seconds, (int, float))
-            or not math.isfinite(job_seconds)
-            or job_seconds <= 0
+            len(seconds) not in (1, 2)
+            or not all(
+                not isinstance(v, bool) and isinstance(v, (int, float)) and math.isfinite(v) and v > 0
+                for v in seconds
+            )
+            or seconds[0] > seconds[-1]
         ):
-            raise ValueError(f"job_seconds must be a positive number or None, got {job_seconds!r}")
+            raise ValueError(
+                "job_seconds must be a positive number, a (low, high) pair of them, or None; "
+                f"got {job_seconds!r}"
+            )
+        if list_items not in ("full", "brief"):
+            raise ValueError(f"list_items must be 'full' or 'brief', got {list_items!r}")
+        #: How ``GET /v1/jobs`` items read: whole Job objects ("full") or abbreviated ("brief").
+        self.list_items = list_items
         if isinstance(parallel_jobs, bool) or not isinstance(parallel_jobs, int) or parallel_jobs < 1:
             raise ValueError(f"parallel_jobs must be an int >= 1, got {parallel_jobs!r}")
         if credentials is not None and (
@@ -104,7 +115,13 @@ class SandboxServer:
         try:
             self.state = SandboxState(
                 speed=float(speed),
-                job_seconds=float(job_seconds) if job_seconds is not None else None,
+                job_seconds=(
+                    None
+                    if job_seconds is None
+                    else (float(seconds[0]), float(seconds[-1]))
+                    if isinstance(job_seconds, tuple)
+                    else float(job_seconds)
+                ),
                 parallel_jobs=parallel_jobs,
                 faults=self.faults,
                 state_file=state_file,
@@ -367,9 +384,18 @@ def serve(*args: Any, **kwargs: Any) -> SandboxServer:
         Time factor: per-tier running times (Sketch ~20 s, Regular ~60 s, more for quality=high)
         are divided by it.
     job_seconds:
-        Fix every job's running time (warming-up through finalizing) exactly; queue time excluded.
+        A number fixes every job's running time (warming-up through finalizing) exactly, whatever
+        ``speed``; queue time excluded. A pair ``(low, high)`` draws each job's running time at speed 1
+        in that range, deterministically from the request (its parameters and seed: the same request
+        always takes the same time), then divides it by ``speed`` like the per-tier times:
+        ``serve(speed=32, job_seconds=(60, 180))`` plays one-to-three-minute jobs 32 times faster.
     parallel_jobs:
         Jobs per account that run at once; the rest wait in ``queued``.
+    list_items:
+        How the items of ``GET /v1/jobs`` read, for the contract's two readings: ``"full"`` (default)
+        whole Job objects, as ``GET /v1/jobs/{jobId}`` returns them; ``"brief"`` abbreviated ones
+        (``jobId``, ``jobType``, ``status``, dates, ``metadata.input``, owner; no ``progress``,
+        ``statusHistory``, ``billing`` nor ``metadata.assetIds``/``error``/``hint``).
     faults:
         Optional fault injection: ``latency_s``, ``error_rate``, ``create_error_rate`` (5xx to
         generate calls only, nothing created), ``rate_limit_per_s``, ``fail_rate``,

@@ -9,8 +9,10 @@ read, and a cancelled or failed job frees its slot at exactly the moment it ende
 
 A job walks ``pending`` -> ``queued`` -> ``warming-up`` -> ``in-progress`` -> ``finalizing`` ->
 ``success`` (or ``failure`` partway through ``in-progress``, or ``canceled`` whenever asked). Its
-running time (warming-up to the end) is ``job_seconds`` if given, else a per-tier base divided by
-``speed``; pending and queued time come on top of it.
+running time (warming-up to the end) is ``job_seconds`` if it is a number; if it is a range
+``(lo, hi)``, a time drawn in it from the request itself (its parameters, seed included: the same
+request always gets the same time), divided by ``speed``; else a per-tier base divided by ``speed``.
+Pending and queued time come on top of it.
 
 What changes the timeline is an :class:`Event`: a job created, a job canceled, the parallel-job limit
 set. Applying events in order, advancing to each one's time first, is the whole simulation; so with a
@@ -39,7 +41,7 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any, Literal
 
-from ..rules import draw_seed, effective_quality, uses_hyper
+from ..rules import canonical_json, draw_seed, effective_quality, uses_hyper
 from . import model
 from .faults import FaultInjector
 
@@ -209,7 +211,7 @@ class SandboxState:
         self,
         *,
         speed: float,
-        job_seconds: float | None,
+        job_seconds: float | tuple[float, float] | None,
         parallel_jobs: int,
         faults: FaultInjector,
         clock: Callable[[], float] = time.monotonic,
@@ -272,7 +274,17 @@ class SandboxState:
         return iso_utc(self.wall(t))
 
     def running_seconds(self, body: dict[str, Any]) -> float:
-        """Running time (warming-up through finalizing) of a job for this body."""
+        """Running time (warming-up through finalizing) of a job for this body.
+
+        With a ``job_seconds`` range, the time is drawn from the body (its seed included) by a hash, so
+        it is the same for the same request in every process and on every run.
+        """
+        if isinstance(self.job_seconds, tuple):
+            lo, hi = self.job_seconds
+            params = {**model.input_defaults(), **body}
+            digest = hashlib.sha256(canonical_json(params).encode()).digest()
+            share = int.from_bytes(digest[:8], "big") / 2.0**64
+            return (lo + (hi - lo) * share) / self.speed
         if self.job_seconds is not None:
             return self.job_seconds
         params = {**model.input_defaults(), **body}
@@ -368,7 +380,7 @@ class SandboxState:
         # Rodin draws a random seed when none is given; the sandbox does too, and reports it in
         # the asset metadata so the run can be reproduced.
         seed = draw_seed(self.faults.rng("job-seed")) if seed_value is None else int(seed_value)
-        duration = self.running_seconds(body)
+        duration = self.running_seconds({**body, "seed": seed})
         pre = min(duration * PRE_RUN_SHARE, PRE_RUN_CAP_S / self.speed)
         fail = self.faults.job_failure_point()
         job = Job(
@@ -427,14 +439,18 @@ class SandboxState:
         created_after: float | None,
         before_seq: int | None,
         page_size: int,
-    ) -> tuple[list[Job], int | None, float]:
-        """One page of the account's jobs, newest first, and the seq to continue below (None: last page)."""
+        updated_after: float | None = None,
+        by_update: bool = False,
+        before_update: tuple[int, int] | None = None,
+    ) -> tuple[list[Job], int | tuple[int, int] | None, float]:
+        """One page of the account's jobs and the cursor to continue from (None: last page).
+
+        Newest first by creation (cursor: a seq), or, with ``by_update`` (any of the list's filters is
+        set), most recently updated first (cursor: ``(updatedAt ms, seq)`` of the page's last job).
+        """
         with self._lock:
             now = self._catch_up()
             mine = [j for j in self._jobs.values() if j.account == account]
-            mine.sort(key=lambda j: j.seq, reverse=True)
-            if before_seq is not None:
-                mine = [j for j in mine if j.seq < before_seq]
             if status is not None:
                 mine = [j for j in mine if self.status(j, now) == status]
             if created_after is not None:
@@ -442,9 +458,23 @@ class SandboxState:
                 # excludes that job.
                 after_ms = round(created_after * 1000)
                 mine = [j for j in mine if int(self.wall(j.created_t) * 1000) > after_ms]
-            page = mine[:page_size]
-            more = len(mine) > page_size
-            return page, (page[-1].seq if more and page else None), now
+            if not by_update:
+                mine.sort(key=lambda j: j.seq, reverse=True)
+                if before_seq is not None:
+                    mine = [j for j in mine if j.seq < before_seq]
+                page = mine[:page_size]
+                more = len(mine) > page_size
+                return page, (page[-1].seq if more and page else None), now
+            keyed = [((int(self.wall(self.updated_t(j, now)) * 1000), j.seq), j) for j in mine]
+            if updated_after is not None:
+                after_ms = round(updated_after * 1000)
+                keyed = [(key, j) for key, j in keyed if key[0] > after_ms]
+            if before_update is not None:
+                keyed = [(key, j) for key, j in keyed if key < before_update]
+            keyed.sort(key=lambda item: item[0], reverse=True)
+            rows = keyed[:page_size]
+            more = len(keyed) > page_size
+            return [j for _, j in rows], (rows[-1][0] if more and rows else None), now
 
     # --------------------------------------------------------------- timeline
 
@@ -646,11 +676,32 @@ class SandboxState:
             out.append((job.final, job.end_t))
         return out
 
-    def job_json(self, job: Job, now: float) -> dict[str, Any]:
-        """The wire Job object (SDK ``Job``: all required fields plus billing and owner)."""
+    def updated_t(self, job: Job, now: float) -> float:
+        """When the job last changed: now while in progress (its progress moves), else its last status."""
+        if self.status(job, now) == "in-progress":
+            return now
+        return self.history(job, now)[-1][1]
+
+    def job_json(self, job: Job, now: float, *, brief: bool = False) -> dict[str, Any]:
+        """The wire Job object (SDK ``Job``: all required fields plus billing and owner).
+
+        ``brief``: the abbreviated reading of a list item (see ``serve(list_items=...)``): no progress,
+        statusHistory, billing, nor metadata beyond ``input``.
+        """
         hist = self.history(job, now)
         status = self.status(job, now)
-        updated = now if status == "in-progress" else hist[-1][1]
+        updated = self.updated_t(job, now)
+        if brief:
+            return {
+                "jobId": job.id,
+                "jobType": "custom",
+                "status": status,
+                "createdAt": self.iso(job.created_t),
+                "updatedAt": self.iso(updated),
+                "metadata": {"input": job.body},
+                "authorId": author_id(job.account),
+                "ownerId": OWNER_ID,
+            }
         metadata: dict[str, Any] = {"input": job.body, "assetIds": []}
         if job.final == "success":
             metadata["assetIds"] = [job.glb_id]
@@ -702,16 +753,24 @@ def author_id(account: str) -> str:
     return hashlib.sha256(f"sandbox-author:{account}".encode()).hexdigest()[:32]
 
 
-def encode_token(seq: int) -> str:
-    """Opaque pagination cursor: the list continues with jobs created before ``seq``."""
-    return base64.urlsafe_b64encode(json.dumps({"before": seq}).encode()).decode().rstrip("=")
+def encode_token(cursor: int | tuple[int, int]) -> str:
+    """Opaque pagination cursor: the list continues with jobs created before a seq, or (sorted by update)
+    with jobs updated before an ``(updatedAt ms, seq)`` pair."""
+    value: Any = {"before": cursor} if isinstance(cursor, int) else {"updated": list(cursor)}
+    return base64.urlsafe_b64encode(json.dumps(value).encode()).decode().rstrip("=")
 
 
-def decode_token(token: str) -> int:
+def decode_token(token: str) -> int | tuple[int, int]:
     """Inverse of :func:`encode_token`; raises ValueError on anything else."""
     try:
         raw = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4))
-        seq = json.loads(raw)["before"]
+        value = json.loads(raw)
+        if "updated" in value:
+            ms, seq = value["updated"]
+            if not all(isinstance(v, int) and not isinstance(v, bool) for v in (ms, seq)):
+                raise ValueError(token)
+            return (ms, seq)
+        seq = value["before"]
     except Exception as exc:  # any malformed token is the caller's mistake, reported as 400
         raise ValueError(token) from exc
     if isinstance(seq, bool) or not isinstance(seq, int):

@@ -506,6 +506,11 @@ class RodinRequest:
     """
 
     def __init__(self, *, schema: ModelSchema | None = None, **params: Any) -> None:
+        if schema is not None and not isinstance(schema, ModelSchema):
+            raise ValidationError(
+                [("schema", f"must be a ModelSchema (client.schema), or None; got {type(schema).__name__}")],
+                context="request",
+            )
         self.schema = schema or _snapshot_schema()
         # None and an empty list mean "not given": a form's empty image picker sends no images at all.
         given = {name: value for name, value in params.items() if not _is_blank(value)}

@@ -76,11 +76,37 @@ def expand_grid(
             axes[name] = list(value)
         else:
             fixed[name] = value
+    _check_size(axes, cases)
     out = [{**fixed, **combo} for combo in _product(axes)] if axes or not cases else []
     for case in cases or []:
         left_out = {name: values for name, values in axes.items() if name not in case}
         out.extend({**fixed, **combo, **dict(case)} for combo in _product(left_out))
     return out
+
+
+#: The most runs one plan may hold. Planning is checked request by request, so a plan of 160,000 runs
+#: (400 prompts x 400 seeds, one typo away) held the kernel for minutes before any price was shown; ten
+#: thousand Rodin jobs is already days of a 4-slot account. Larger studies are several sweeps.
+MAX_SWEEP_RUNS = 10_000
+
+
+def _check_size(axes: Mapping[str, list[Any]], cases: Sequence[Mapping[str, Any]] | None) -> None:
+    """Refuse a plan larger than MAX_SWEEP_RUNS from its shape, before building any row."""
+    total = math.prod(len(values) for values in axes.values()) if axes or not cases else 0
+    for case in cases or []:
+        total += math.prod(len(values) for name, values in axes.items() if name not in case)
+    if total > MAX_SWEEP_RUNS:
+        shape = " x ".join(f"{len(values)} {name}" for name, values in axes.items())
+        raise ValidationError(
+            [
+                (
+                    "sweep",
+                    f"the plan has {total:,} runs ({shape}{' plus cases' if cases else ''}); at most "
+                    f"{MAX_SWEEP_RUNS:,} in one sweep: sweep fewer values, or split it into several sweeps",
+                )
+            ],
+            context="sweep",
+        )
 
 
 def _check_cases(cases: Any) -> None:

@@ -196,6 +196,27 @@ def is_loopback_url(url: str) -> bool:
         return False
 
 
+def credential_problem(value: object) -> str | None:
+    """What makes ``value`` unusable as a Basic-auth credential (None when it is fine, or absent).
+
+    Scenario's keys and secrets are visible ASCII. A pasted zero-width space or a non-breaking space
+    cannot be encoded in the header at all: found here, it is one clear error at connect instead of
+    every request failing later. The message says where, never what (it is a secret).
+    """
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        return f"must be a string, got {type(value).__name__}"
+    for index, char in enumerate(value):
+        if not ("!" <= char <= "~"):
+            what = "a space or control character" if ord(char) < 0x80 else "a non-ASCII character"
+            return (
+                f"contains {what} (U+{ord(char):04X}) at position {index + 1} of {len(value)}; "
+                "keys and secrets are visible ASCII: paste them again without it"
+            )
+    return None
+
+
 class _HostBoundAuth(AuthBase):
     """HTTP Basic auth that is only ever attached to requests for the API's own origin."""
 
@@ -357,6 +378,10 @@ class Transport:
             # Every Scenario route lives under /v1: a bare host would answer 404 to everything.
             log.info("base_url %s has no path; using %s/v1", base_url, base_url.rstrip("/"))
             base_url = base_url.rstrip("/") + "/v1"
+        for name, value in (("api_key", api_key), ("api_secret", api_secret)):
+            problem = credential_problem(value)
+            if problem:
+                raise ConfigError(f"{name} {problem}")  # never the value itself: it is a credential
         self.base_url = base_url.rstrip("/") + "/"
         self.timeout = timeout
         self.retry = retry or RetryPolicy()

@@ -174,6 +174,26 @@ class TestCredentials:
             rn.connect(base_url="https://k:topsecret@api.example.com/v1")
         assert "topsecret" not in str(info.value)
 
+    @pytest.mark.parametrize(
+        ("key", "secret", "field", "where"),
+        [
+            ("key_123", "s3cr3t_value\u200b", "api_secret", "U+200B) at position 13 of 13"),
+            ("key_123\n", "s3cr3t_value", "api_key", "U+000A) at position 8 of 8"),
+            ("k\u00e9y_123", "s3cr3t_value", "api_key", "non-ASCII"),
+        ],
+    )
+    def test_a_credential_that_cannot_be_sent_is_a_config_error_at_connect(
+        self, tmp_path: Path, key: str, secret: str, field: str, where: str
+    ) -> None:
+        """A pasted zero-width space used to leave every run 'submitting' until wait() timed out."""
+        with serve(job_seconds=0.2) as sb:
+            with pytest.raises(rn.ConfigError) as info:
+                rn.connect(key, secret, base_url=sb.url, workspace=tmp_path / "ws", quiet=True)
+            assert sum(sb.stats()["requests"].values()) == 0  # nothing sent
+        message = str(info.value)
+        assert message.startswith(field) and where in message
+        assert secret.strip() not in message and key.strip() not in message
+
     def test_no_credentials_means_the_sandbox_said_in_one_line(
         self, capsys: pytest.CaptureFixture[str], tmp_path: Path
     ) -> None:

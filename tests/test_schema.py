@@ -176,8 +176,9 @@ def test_empty_image_list_means_no_images() -> None:
         ({"prompt": "a chair", "seed": 10**400}, "seed", "about 400 digits is out of range"),
         ({"prompt": 10**5000}, "prompt", "must be a string"),
         ({"prompt": "a chair \ud800"}, "prompt", "lone surrogate"),
+        ({"prompt": "a chair", "schema": 5}, "schema", "must be a ModelSchema"),
     ],
-    ids=["huge-seed", "huge-int-prompt", "lone-surrogate"],
+    ids=["huge-seed", "huge-int-prompt", "lone-surrogate", "not-a-schema"],
 )
 def test_hostile_values_are_validation_errors_naming_the_field(
     params: dict[str, object], field: str, says: str

@@ -42,6 +42,18 @@ class TestGrid:
             ("a", 1, "Sketch"), ("b", 1, "Sketch"), ("a", 2, "Regular"), ("b", 2, "Regular"),
         ]  # fmt: skip
 
+    def test_a_plan_too_big_is_refused_from_its_shape_at_once(
+        self, client: rn.Client, sandbox: SandboxServer
+    ) -> None:
+        """400 prompts x 400 seeds used to hold the kernel for minutes while 160,000 rows were checked."""
+        client.schema  # noqa: B018  (read once per client, before the count)
+        before = sum(sandbox.stats()["requests"].values())
+        with pytest.raises(rn.ValidationError) as info:
+            client.sweep(prompt=[f"a chair {i}" for i in range(400)], seed=list(range(400)))
+        assert "160,000 runs (400 prompt x 400 seed); at most 10,000 in one sweep" in str(info.value)
+        assert sum(sandbox.stats()["requests"].values()) == before  # nothing sent
+        assert len(client.sweep(prompt="a chair", seed=list(range(100)), tier=["Sketch"]).requests) == 100
+
     def test_readme_cases_example(self, client: rn.Client) -> None:
         """The README's example: a 2 x 2 grid plus one explicit combination is 5 runs."""
         sweep = client.sweep(

@@ -28,11 +28,18 @@ os.environ["PYTHONPATH"] = os.pathsep.join(
 
 IN_WORKER = "RODIN_NB_TEST_WORKER"
 WORKER_MEMORY = 4 * 1024**3  # address space: a runaway allocation fails the test, not the machine
-WORKER_TIMEOUT_S = 300  # a hang fails the test
+WORKER_TIMEOUT_S = int(os.environ.get("RODIN_NB_WORKER_TIMEOUT", "300"))  # a hang fails the test
 
 
 def _cap_memory() -> None:
     resource.setrlimit(resource.RLIMIT_AS, (WORKER_MEMORY, WORKER_MEMORY))
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """A worker test's own timeout is the worker's, so the run-wide pytest timeout must not come first."""
+    for item in items:
+        if item.get_closest_marker("worker") is not None and item.get_closest_marker("timeout") is None:
+            item.add_marker(pytest.mark.timeout(WORKER_TIMEOUT_S + 60))
 
 
 def pytest_pyfunc_call(pyfuncitem: pytest.Function) -> bool | None:
@@ -59,6 +66,8 @@ def pytest_pyfunc_call(pyfuncitem: pytest.Function) -> bool | None:
     if proc.returncode != 0:
         how = f"died of signal {-proc.returncode}" if proc.returncode < 0 else f"exited {proc.returncode}"
         pytest.fail(f"the worker {how}:\n{proc.stdout[-6000:]}\n{proc.stderr[-3000:]}", pytrace=False)
+    if " passed" not in proc.stdout or " skipped" in proc.stdout:
+        pytest.skip(f"the worker did not run the test:\n{proc.stdout[-2000:]}")
     print(proc.stdout[-2000:])
     return True
 

@@ -11,7 +11,8 @@ duplicates), tiers and qualities (bad strings, wrong types), prompts (lone surro
 - a valid plan has one row per distinct request of its grid (a case repeating a grid point, Sketch at
   two qualities: one row), in first-seen order, and planning it again gives the same sweep id.
 
-Planning is pure Python, so it runs in this process (hypothesis deadlines off).
+The property runs in a worker process (``@pytest.mark.worker``: memory-capped, killed on a hang; see
+``tests/conftest.py``), with hypothesis deadlines off.
 """
 
 from __future__ import annotations

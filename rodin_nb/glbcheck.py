@@ -20,7 +20,10 @@ What is checked:
   side at most :data:`MAX_IMAGE_SIDE` and all images together at most :data:`MAX_IMAGE_BYTES` once
   decoded as RGBA;
 - work: triangles drawn (every node instance times its mesh's triangles) at most
-  :data:`MAX_DRAWN_TRIANGLES`, mesh instances at most :data:`MAX_INSTANCES`.
+  :data:`MAX_DRAWN_TRIANGLES`, vertices drawn (points and lines too) at most :data:`MAX_DRAWN_VERTICES`,
+  mesh instances at most :data:`MAX_INSTANCES`;
+- memory: all accessors decoded (zero-filled ones without a buffer view too; morph targets once per
+  primitive using them; their counts must match the primitive's) at most :data:`MAX_ACCESSOR_BYTES`.
 """
 
 from __future__ import annotations
@@ -37,7 +40,9 @@ import numpy as np
 from .errors import AssetError
 
 __all__ = [
+    "MAX_ACCESSOR_BYTES",
     "MAX_DRAWN_TRIANGLES",
+    "MAX_DRAWN_VERTICES",
     "MAX_IMAGE_BYTES",
     "MAX_IMAGE_SIDE",
     "MAX_INSTANCES",
@@ -53,6 +58,12 @@ MAX_IMAGE_SIDE = 8192
 MAX_IMAGE_BYTES = 256 * 1024 * 1024
 #: Triangles drawn: the sum over node instances of their mesh's triangles.
 MAX_DRAWN_TRIANGLES = 5_000_000
+#: Vertices drawn, points and lines included: the sum over node instances (a mesh no node draws counts
+#: once) of each primitive's vertex count or index count, whichever is larger. Three per allowed triangle.
+MAX_DRAWN_VERTICES = 3 * MAX_DRAWN_TRIANGLES
+#: All accessors decoded (``count`` x element size, with or without a buffer view, sparse or not), plus
+#: each morph target a primitive uses, in bytes (512 MiB).
+MAX_ACCESSOR_BYTES = 512 * 1024 * 1024
 #: Nodes drawing a mesh (each is one draw call in the viewer and the preview renderer).
 MAX_INSTANCES = 2_000
 #: Nesting of the JSON chunk (arrays and objects).
@@ -71,6 +82,8 @@ class GlbSummary:
     """What the check learned on the way: sizes a caller may report."""
 
     triangles: int  # drawn (instances x mesh triangles)
+    vertices: int  # drawn (instances x mesh vertices, points and lines included)
+    accessor_bytes: int  # all accessors decoded, plus morph targets per use
     instances: int
     images: tuple[tuple[int, int], ...]
 
@@ -196,17 +209,34 @@ class _Document:
         self.samplers = _list(doc, "samplers")
         self.skins = _list(doc, "skins")
         self.cameras = _list(doc, "cameras")
+        self.decoded = 0  # bytes of all accessors once decoded (see MAX_ACCESSOR_BYTES)
 
     def check(self) -> GlbSummary:
         self._buffers()
         self._views()
         for i, accessor in enumerate(self.accessors):
             self._accessor(i, accessor)
-        triangles = [self._mesh(i, mesh) for i, mesh in enumerate(self.meshes)]
-        drawn, instances = self._nodes(triangles)
+        self._decoded_within_limit()
+        sizes = [self._mesh(i, mesh) for i, mesh in enumerate(self.meshes)]
+        self._decoded_within_limit()
+        drawn, vertices, instances = self._nodes(sizes)
         images = self._images()
         self._textures()
-        return GlbSummary(triangles=drawn, instances=instances, images=images)
+        return GlbSummary(
+            triangles=drawn,
+            vertices=vertices,
+            accessor_bytes=self.decoded,
+            instances=instances,
+            images=images,
+        )
+
+    def _decoded_within_limit(self) -> None:
+        if self.decoded > MAX_ACCESSOR_BYTES:
+            raise _Bad(
+                f"accessors would take {self.decoded / 2**20:,.0f} MB decoded "
+                "(morph targets counted per use); "
+                f"the limit is {MAX_ACCESSOR_BYTES // 2**20} MB"
+            )
 
     # buffers and views -----------------------------------------------------------------
 
@@ -275,8 +305,7 @@ class _Document:
             offset = _int(accessor, "byteOffset", where, 0)
             stride = self.views[view_index].get("byteStride", elem)
             self._span(where, view_index, offset, count, elem, stride)
-        elif count > 50_000_000:
-            raise _Bad(f"{where}.count = {count:,} without data")
+        self.decoded += count * elem  # zero-filled when there is no buffer view: still allocated
         sparse = accessor.get("sparse")
         if sparse is not None:
             if not isinstance(sparse, dict):
@@ -308,12 +337,13 @@ class _Document:
 
     # meshes and nodes ------------------------------------------------------------------
 
-    def _mesh(self, i: int, mesh: dict[str, Any]) -> int:
-        """Triangles of one mesh (all its triangle primitives)."""
+    def _mesh(self, i: int, mesh: dict[str, Any]) -> tuple[int, int]:
+        """Triangles of one mesh (all its triangle primitives) and vertices (all its primitives)."""
         primitives = mesh.get("primitives")
         if not isinstance(primitives, list) or not primitives:
             raise _Bad(f"meshes[{i}] has no primitives")
         triangles = 0
+        drawn_vertices = 0
         for j, primitive in enumerate(primitives):
             where = f"meshes[{i}].primitives[{j}]"
             if not isinstance(primitive, dict):
@@ -344,12 +374,29 @@ class _Document:
                 triangles += elements // 3
             elif mode in (5, 6):
                 triangles += max(elements - 2, 0)
-            for target in primitive.get("targets", []) or []:
+            drawn_vertices += max(vertices, elements)
+            targets = primitive.get("targets", []) or []
+            if not isinstance(targets, list):
+                raise _Bad(f"{where}.targets is not an array")
+            for target in targets:
                 if not isinstance(target, dict):
                     raise _Bad(f"{where}.targets holds a non-object")
                 for key in target:
-                    _ref(target, key, f"{where}.targets", self.accessors, "accessors")
-        return triangles
+                    index = _ref(target, key, f"{where}.targets", self.accessors, "accessors")
+                    assert index is not None
+                    accessor = self.accessors[index]
+                    if accessor["count"] != vertices:
+                        raise _Bad(
+                            f"{where}.targets: accessor {index} has {accessor['count']:,} elements "
+                            f"but the primitive has {vertices:,} vertices"
+                        )
+                    # a renderer blends each target per primitive: count every use
+                    self.decoded += (
+                        vertices
+                        * _COMPONENT_BYTES[accessor["componentType"]]
+                        * (_TYPE_COMPONENTS[accessor["type"]])
+                    )
+        return triangles, drawn_vertices
 
     def _indices(self, where: str, index: int, vertices: int) -> int:
         accessor = self.accessors[index]
@@ -375,7 +422,7 @@ class _Document:
             raise _Bad(f"{where}: sparse index accessors are not supported")
         return int(count)
 
-    def _nodes(self, mesh_triangles: list[int]) -> tuple[int, int]:
+    def _nodes(self, mesh_sizes: list[tuple[int, int]]) -> tuple[int, int, int]:
         parent: dict[int, int] = {}
         for i, node in enumerate(self.nodes):
             where = f"nodes[{i}]"
@@ -424,14 +471,24 @@ class _Document:
                     raise _Bad(f"scenes[{s}] has node {str(n)[:40]} but the file has {len(self.nodes)} nodes")
                 roots.add(n)
         drawing = [i for i, node in enumerate(self.nodes) if "mesh" in node]
-        drawn = sum(mesh_triangles[self.nodes[i]["mesh"]] for i in drawing)
+        drawn = sum(mesh_sizes[self.nodes[i]["mesh"]][0] for i in drawing)
+        uses = [0] * len(self.meshes)
+        for i in drawing:
+            uses[self.nodes[i]["mesh"]] += 1
+        # loaders read every mesh, drawn or not
+        vertices = sum(max(n, 1) * size[1] for n, size in zip(uses, mesh_sizes, strict=True))
         if len(drawing) > MAX_INSTANCES:
             raise _Bad(f"{len(drawing):,} mesh instances (nodes drawing a mesh); limit {MAX_INSTANCES:,}")
         if drawn > MAX_DRAWN_TRIANGLES:
             raise _Bad(
                 f"{drawn:,} triangles drawn ({len(drawing):,} instances); limit {MAX_DRAWN_TRIANGLES:,}"
             )
-        return drawn, len(drawing)
+        if vertices > MAX_DRAWN_VERTICES:
+            raise _Bad(
+                f"{vertices:,} vertices drawn, points and lines included ({len(drawing):,} instances); "
+                f"limit {MAX_DRAWN_VERTICES:,}"
+            )
+        return drawn, vertices, len(drawing)
 
     # images ----------------------------------------------------------------------------
 

@@ -131,6 +131,36 @@ def instances(n: int) -> bytes:
     return glb(doc, bytes(blob))
 
 
+def bufferless(mode: int, count: int, primitives: int, targets: int = 0) -> bytes:
+    """The triangle file plus a mesh of ``primitives`` primitives (``mode``) over zero-filled accessors of
+    ``count`` VEC3 each (no buffer view: allowed, the spec says zeros), ``targets`` morph targets each."""
+    doc, blob = triangle()
+    first = len(doc["accessors"])
+    doc["accessors"] += [{"componentType": 5126, "count": count, "type": "VEC3"}] * primitives
+    doc["meshes"].append(
+        {
+            "primitives": [
+                {"attributes": {"POSITION": first + i}, "mode": mode}
+                | ({"targets": [{"POSITION": first + i}] * targets} if targets else {})
+                for i in range(primitives)
+            ]
+        }
+    )
+    doc["nodes"].append({"mesh": 1})
+    doc["scenes"][0]["nodes"].append(1)
+    return glb(doc, bytes(blob))
+
+
+def shared_points(count: int, primitives: int) -> bytes:
+    """``primitives`` point primitives sharing one zero-filled accessor of ``count`` VEC3."""
+    doc, blob = triangle()
+    doc["accessors"].append({"componentType": 5126, "count": count, "type": "VEC3"})
+    doc["meshes"].append({"primitives": [{"attributes": {"POSITION": 2}, "mode": 0}] * primitives})
+    doc["nodes"].append({"mesh": 1})
+    doc["scenes"][0]["nodes"].append(1)
+    return glb(doc, bytes(blob))
+
+
 def deep_json(levels: int) -> bytes:
     return glb(None, raw_json=b'{"asset":{"version":"2.0"},"extras":' + b"[" * levels + b"]" * levels + b"}")
 
@@ -170,6 +200,20 @@ HOSTILE: dict[str, tuple[bytes, str]] = {
     "deep-json": (deep_json(100_000), "nested 100001 levels deep"),
     "truncated": (with_images((16, 16))[:-40], "truncated"),
     "5000-instances": (instances(5000), "5,000 mesh instances"),
+    # 1 KB files that decoded to 9 GB: points and lines draw no triangles, accessors need no data
+    "points-bufferless": (bufferless(0, 50_000_000, 8), r"4,578 MB decoded.*limit is 512 MB"),
+    "lines-bufferless": (bufferless(1, 50_000_000, 8), r"4,578 MB decoded.*limit is 512 MB"),
+    "points-shared-accessor": (shared_points(2_000_000, 10), r"20,000,00\d vertices drawn.*limit 15,000,000"),
+    "morph-targets-per-use": (bufferless(0, 1_000_000, 1, targets=64), r"take 744 MB decoded"),
+    "morph-target-count": (
+        tweaked(
+            lambda d: (
+                d["accessors"].append({"componentType": 5126, "count": 50_000, "type": "VEC3"}),
+                d["meshes"][0]["primitives"][0].update(targets=[{"POSITION": 2}]),
+            )
+        ),
+        "accessor 2 has 50,000 elements but the primitive has 3 vertices",
+    ),
 }
 
 
@@ -200,6 +244,7 @@ def test_checker_accepts_the_sandbox_results() -> None:
 def test_limits_are_documented_values() -> None:
     assert glbcheck.MAX_IMAGE_SIDE == 8192 and glbcheck.MAX_IMAGE_BYTES == 256 * 2**20
     assert glbcheck.MAX_DRAWN_TRIANGLES == 5_000_000 and glbcheck.MAX_JSON_DEPTH == 64
+    assert glbcheck.MAX_DRAWN_VERTICES == 15_000_000 and glbcheck.MAX_ACCESSOR_BYTES == 512 * 2**20
 
 
 # --------------------------------------------------------------------------- every entry point (subprocess)

@@ -1,9 +1,10 @@
 """Structural check of a GLB before any native code (VTK, Pillow's decoders) or trimesh reads it.
 
 A malformed GLB could crash VTK's glTF importer (SIGSEGV, SIGABRT) or make a renderer allocate tens of
-gigabytes. :func:`check_glb` reads only the container, the JSON chunk and a few bytes of each image
-header, and raises :class:`~rodin_nb.errors.AssetError` saying what is wrong. Pure Python and numpy; a
-small file is checked in milliseconds.
+gigabytes. :func:`check_glb` reads the container, the JSON chunk and each image header, decodes the
+images only once their declared sizes are within the limits, and raises
+:class:`~rodin_nb.errors.AssetError` saying what is wrong. Python, numpy and Pillow; a small file is
+checked in milliseconds.
 
 What is checked:
 
@@ -15,10 +16,15 @@ What is checked:
 - meshes: attribute and index accessors exist, attributes agree on their count, index values are below
   the vertex count (read from the file);
 - nodes: children in range, no node with two parents, no cycles; mesh, skin and camera references in
-  range; scenes' root nodes in range;
-- images: PNG, JPEG, WebP or GIF; width and height read from the image header (never decoded), each
-  side at most :data:`MAX_IMAGE_SIDE` and all images together at most :data:`MAX_IMAGE_BYTES` once
-  decoded as RGBA;
+  range;
+- images: PNG, JPEG, WebP or GIF; width and height read from the image header first, each side at
+  most :data:`MAX_IMAGE_SIDE` and all images together at most :data:`MAX_IMAGE_BYTES` once decoded as
+  RGBA; only then is each image decoded once with Pillow (one at a time), so truncated or corrupt pixel
+  data is refused here;
+- scenes, skins, animations and textures: ``scene`` in range, skin joints and animation targets in
+  range, a scene lists a node at most once and never a node that has
+  a parent; samplers hold glTF filter and wrap values; textures' ``source`` and ``sampler`` in range; a
+  primitive whose material reads ``texCoord`` n has a ``TEXCOORD_n`` attribute;
 - work: triangles drawn (every node instance times its mesh's triangles) at most
   :data:`MAX_DRAWN_TRIANGLES`, vertices drawn (points and lines too) at most :data:`MAX_DRAWN_VERTICES`,
   mesh instances at most :data:`MAX_INSTANCES`;
@@ -461,14 +467,49 @@ class _Document:
                 raise _Bad(f"the node graph has a cycle through node {node}")
             for n in chain:
                 state[n] = 2
-        roots: set[int] = set()
+        if "scene" in self.doc:
+            scene_index = _int(self.doc, "scene", "the file")
+            if scene_index >= len(self.scenes):
+                raise _Bad(f"the default scene = {scene_index} but the file has {len(self.scenes)} scenes")
+        for k, skin in enumerate(self.skins):
+            where = f"skins[{k}]"
+            _ref(skin, "inverseBindMatrices", where, self.accessors, "accessors")
+            _ref(skin, "skeleton", where, self.nodes, "nodes")
+            joints = skin.get("joints")
+            if not isinstance(joints, list) or not joints:
+                raise _Bad(f"{where} has no joints")
+            for joint in joints:
+                if isinstance(joint, bool) or not isinstance(joint, int) or not 0 <= joint < len(self.nodes):
+                    raise _Bad(f"{where} has joint {str(joint)[:40]}; the file has {len(self.nodes)} nodes")
+        for a, animation in enumerate(_list(self.doc, "animations")):
+            where = f"animations[{a}]"
+            samplers = animation.get("samplers", [])
+            channels = animation.get("channels", [])
+            if not isinstance(samplers, list) or not isinstance(channels, list):
+                raise _Bad(f"{where} samplers or channels is not an array")
+            for j, sampler in enumerate(samplers):
+                if not isinstance(sampler, dict):
+                    raise _Bad(f"{where}.samplers[{j}] is not an object")
+                for key in ("input", "output"):
+                    if _ref(sampler, key, f"{where}.samplers[{j}]", self.accessors, "accessors") is None:
+                        raise _Bad(f"{where}.samplers[{j}] has no {key}")
+            for j, channel in enumerate(channels):
+                if not isinstance(channel, dict) or not isinstance(channel.get("target"), dict):
+                    raise _Bad(f"{where}.channels[{j}] is not an object with a target")
+                _ref(channel, "sampler", f"{where}.channels[{j}]", samplers, "samplers")
+                _ref(channel["target"], "node", f"{where}.channels[{j}].target", self.nodes, "nodes")
         for s, scene in enumerate(self.scenes):
             nodes = scene.get("nodes", [])
             if not isinstance(nodes, list):
                 raise _Bad(f"scenes[{s}].nodes is not an array")
+            roots: set[int] = set()
             for n in nodes:
                 if isinstance(n, bool) or not isinstance(n, int) or not 0 <= n < len(self.nodes):
                     raise _Bad(f"scenes[{s}] has node {str(n)[:40]} but the file has {len(self.nodes)} nodes")
+                if n in roots:
+                    raise _Bad(f"scenes[{s}] lists node {n} twice (each node is drawn once per scene)")
+                if n in parent:
+                    raise _Bad(f"scenes[{s}] has node {n} as a root but it is a child of node {parent[n]}")
                 roots.add(n)
         drawing = [i for i, node in enumerate(self.nodes) if "mesh" in node]
         drawn = sum(mesh_sizes[self.nodes[i]["mesh"]][0] for i in drawing)
@@ -494,6 +535,7 @@ class _Document:
 
     def _images(self) -> tuple[tuple[int, int], ...]:
         sizes = []
+        payloads = []
         total = 0
         for i, image in enumerate(self.images):
             where = f"images[{i}]"
@@ -514,15 +556,42 @@ class _Document:
                     f"the limit is {MAX_IMAGE_BYTES // 2**20} MB"
                 )
             sizes.append((width, height))
+            payloads.append(head)
+        # Within the limits above, decoding is bounded: decode each image once, so a valid header over
+        # truncated or corrupt pixel data stops here rather than in a native reader that trusts it.
+        for i, (payload, size) in enumerate(zip(payloads, sizes, strict=True)):
+            _decode_image(payload, size, f"images[{i}]")
         return tuple(sizes)
 
     def _textures(self) -> None:
+        for i, sampler in enumerate(self.samplers):
+            for key, allowed in _SAMPLER_VALUES.items():
+                if key in sampler and (isinstance(sampler[key], bool) or sampler[key] not in allowed):
+                    raise _Bad(f"samplers[{i}].{key} = {str(sampler[key])[:40]} is not a glTF value")
         for i, texture in enumerate(self.textures):
             _ref(texture, "source", f"textures[{i}]", self.images, "images")
             _ref(texture, "sampler", f"textures[{i}]", self.samplers, "samplers")
+        texcoords: list[set[int]] = []
         for i, material in enumerate(self.materials):
+            used = set()
             for ref in _texture_refs(material):
-                _ref(ref, "index", f"materials[{i}] texture", self.textures, "textures")
+                where = f"materials[{i}] texture"
+                _ref(ref, "index", where, self.textures, "textures")
+                if "index" not in ref:
+                    raise _Bad(f"{where} has no index")
+                used.add(_int(ref, "texCoord", where, 0))
+            texcoords.append(used)
+        for m, mesh in enumerate(self.meshes):
+            for j, primitive in enumerate(mesh["primitives"]):
+                if "material" not in primitive:
+                    continue
+                attributes = primitive["attributes"]
+                for n in sorted(texcoords[primitive["material"]]):
+                    if f"TEXCOORD_{n}" not in attributes:
+                        raise _Bad(
+                            f"meshes[{m}].primitives[{j}] uses material {primitive['material']} with "
+                            f"texCoord {n} but has no TEXCOORD_{n} attribute"
+                        )
 
 
 def _texture_refs(material: dict[str, Any]) -> list[dict[str, Any]]:
@@ -536,6 +605,38 @@ def _texture_refs(material: dict[str, Any]) -> list[dict[str, Any]]:
                     raise _Bad(f"material {key} is not an object")
                 refs.append(value)
     return refs
+
+
+_SAMPLER_VALUES = {
+    "magFilter": (9728, 9729),
+    "minFilter": (9728, 9729, 9984, 9985, 9986, 9987),
+    "wrapS": (33071, 33648, 10497),
+    "wrapT": (33071, 33648, 10497),
+}
+
+
+def _decode_image(payload: bytes, size: tuple[int, int], where: str) -> None:
+    """Decode one image (its size already checked) with Pillow; _Bad if the data is broken or truncated."""
+    import io
+    import warnings
+
+    from PIL import Image, ImageFile
+
+    if ImageFile.LOAD_TRUNCATED_IMAGES:  # someone asked Pillow to pad truncated images: not here
+        raise _Bad("Pillow is set to load truncated images (PIL.ImageFile.LOAD_TRUNCATED_IMAGES)")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            with Image.open(io.BytesIO(payload)) as image:
+                if image.size != size:
+                    raise _Bad(f"{where} header says {size[0]}x{size[1]}, Pillow reads {image.size}")
+                image.load()
+    except _Bad:
+        raise
+    except Exception as exc:  # Pillow raises OSError, SyntaxError, ValueError, zlib.error... on bad data
+        raise _Bad(
+            f"{where} has broken or truncated image data ({type(exc).__name__}: {exc})"[:300]
+        ) from None
 
 
 def _data_uri(uri: str, where: str) -> bytes | None:

@@ -46,8 +46,9 @@ def glb(doc: dict[str, Any] | None, blob: bytes = b"", raw_json: bytes | None = 
     return struct.pack("<4sII", b"glTF", 2, 12 + len(body)) + body
 
 
-def png_header(width: int, height: int) -> bytes:
-    """A PNG signature and IHDR declaring ``width`` x ``height`` RGBA, then one tiny IDAT and IEND."""
+def png_header(width: int, height: int, intact: bool = False) -> bytes:
+    """A PNG signature and IHDR declaring ``width`` x ``height`` RGBA, then one tiny IDAT and IEND
+    (``intact``: an IDAT holding every pixel, for a small image that decodes)."""
 
     def chunk(kind: bytes, data: bytes) -> bytes:
         return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
@@ -56,7 +57,7 @@ def png_header(width: int, height: int) -> bytes:
     return (
         b"\x89PNG\r\n\x1a\n"
         + chunk(b"IHDR", ihdr)
-        + chunk(b"IDAT", zlib.compress(b"\0" * 64))
+        + chunk(b"IDAT", zlib.compress(b"\0" * (height * (1 + 4 * width) if intact else 64)))
         + chunk(b"IEND", b"")
     )
 
@@ -91,8 +92,11 @@ def triangle(**tweak: Any) -> tuple[dict[str, Any], bytearray]:
     return doc, blob
 
 
-def with_images(*sizes: tuple[int, int]) -> bytes:
-    """The triangle with UVs and one texture per declared PNG size (the PNGs hold almost no data)."""
+def with_images(
+    *sizes: tuple[int, int], intact: bool = False, change: Callable[[dict[str, Any]], None] | None = None
+) -> bytes:
+    """The triangle with UVs and one texture per declared PNG size (the PNGs hold almost no data unless
+    ``intact``); ``change`` edits the glTF JSON last."""
     doc, blob = triangle()
     uv = struct.pack("<6f", 0, 0, 1, 0, 0, 1)
     doc["bufferViews"].append({"buffer": 0, "byteOffset": len(blob), "byteLength": len(uv)})
@@ -101,7 +105,7 @@ def with_images(*sizes: tuple[int, int]) -> bytes:
     doc["meshes"][0]["primitives"][0]["attributes"]["TEXCOORD_0"] = 2
     doc["images"], doc["textures"], doc["materials"] = [], [], []
     for w, h in sizes:
-        png = png_header(w, h)
+        png = png_header(w, h, intact)
         blob += b"\0" * (-len(blob) % 4)
         doc["bufferViews"].append({"buffer": 0, "byteOffset": len(blob), "byteLength": len(png)})
         blob += png
@@ -113,6 +117,8 @@ def with_images(*sizes: tuple[int, int]) -> bytes:
     doc["meshes"][0]["primitives"][0]["material"] = 0
     blob += b"\0" * (-len(blob) % 4)
     doc["buffers"][0]["byteLength"] = len(blob)
+    if change is not None:
+        change(doc)
     return glb(doc, bytes(blob))
 
 
@@ -205,6 +211,59 @@ HOSTILE: dict[str, tuple[bytes, str]] = {
     "lines-bufferless": (bufferless(1, 50_000_000, 8), r"4,578 MB decoded.*limit is 512 MB"),
     "points-shared-accessor": (shared_points(2_000_000, 10), r"20,000,00\d vertices drawn.*limit 15,000,000"),
     "morph-targets-per-use": (bufferless(0, 1_000_000, 1, targets=64), r"take 744 MB decoded"),
+    # files the checker passed that crashed VTK's importer (SIGSEGV, SIGABRT)
+    "scene-index": (tweaked(set_in("scene", 7)), "default scene = 7 but the file has 1 scenes"),
+    "skin-joint": (
+        tweaked(lambda d: (d.update(skins=[{"joints": [99999]}]), d["nodes"][0].update(skin=0))),
+        "has joint 99999",
+    ),
+    "animation-refs": (
+        tweaked(
+            set_in(
+                "animations",
+                [
+                    {
+                        "channels": [{"sampler": 0, "target": {"node": 999}}],
+                        "samplers": [{"input": 1, "output": 0}],
+                    }
+                ],
+            )
+        ),
+        "node = 999 but the file has 1 nodes",
+    ),
+    "scene-dup-roots": (tweaked(set_in("scenes.0.nodes", [0] * 200_000)), "lists node 0 twice"),
+    "root-and-child": (
+        tweaked(lambda d: d.update(nodes=[{"children": [1]}, {"mesh": 0}], scenes=[{"nodes": [0, 1]}])),
+        "node 1 as a root but it is a child of node 0",
+    ),
+    "image-truncated-pixels": (with_images((16, 16)), r"images\[0\] has broken or truncated image data"),
+    "texcoord-99": (
+        with_images(
+            (16, 16),
+            intact=True,
+            change=set_in("materials.0.pbrMetallicRoughness.baseColorTexture.texCoord", 99),
+        ),
+        "texCoord 99 but has no TEXCOORD_99 attribute",
+    ),
+    "sampler-values": (
+        with_images(
+            (16, 16),
+            intact=True,
+            change=lambda d: (
+                d.update(samplers=[{"wrapT": -5, "magFilter": "x"}]),
+                d["textures"][0].update(sampler=0),
+            ),
+        ),
+        r"samplers\[0\]\.magFilter = x is not a glTF value",
+    ),
+    "sampler-index": (
+        with_images((16, 16), intact=True, change=set_in("textures.0.sampler", 3)),
+        "sampler = 3 but the file has 0 samplers",
+    ),
+    "texture-source": (
+        with_images((16, 16), intact=True, change=set_in("textures.0.source", 5)),
+        "source = 5 but the file has 1 images",
+    ),
     "morph-target-count": (
         tweaked(
             lambda d: (
@@ -232,6 +291,11 @@ def test_checker_names_the_problem_quickly(case: str) -> None:
 def test_checker_accepts_real_files(path: Path) -> None:
     summary = check_glb(path.read_bytes(), path.name)
     assert summary.triangles > 0 and summary.instances >= 1
+
+
+def test_checker_accepts_small_intact_textures() -> None:
+    summary = check_glb(with_images((16, 16), (4, 2), intact=True))
+    assert summary.images == ((16, 16), (4, 2))
 
 
 def test_checker_accepts_the_sandbox_results() -> None:

@@ -8,6 +8,7 @@ point raised.
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import re
@@ -25,7 +26,7 @@ import pytest
 
 import rodin_nb as rn
 from rodin_nb import glbcheck
-from rodin_nb.glbcheck import check_glb
+from rodin_nb.glbcheck import check_glb, read_checked
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures" / "glb"
 ROOT = Path(__file__).resolve().parents[1]
@@ -276,6 +277,44 @@ HOSTILE: dict[str, tuple[bytes, str]] = {
 }
 
 
+def split_glb(data: bytes) -> tuple[dict[str, Any], bytes]:
+    """The JSON and BIN chunk of a GLB built by :func:`glb`."""
+    (json_len,) = struct.unpack_from("<I", data, 12)
+    doc = json.loads(data[20 : 20 + json_len])
+    start = 20 + json_len
+    blob = data[start + 8 :] if len(data) > start + 8 else b""
+    return doc, blob
+
+
+def to_gltf(data: bytes, uri: str | None = None) -> bytes:
+    """A ``.gltf`` of a GLB: its BIN chunk as a ``data:`` URI (or ``uri``, for a file beside it)."""
+    doc, blob = split_glb(data)
+    for buffer in doc.get("buffers", []):
+        buffer["uri"] = uri or "data:application/octet-stream;base64," + base64.b64encode(blob).decode()
+    return json.dumps(doc).encode()
+
+
+# name -> (.gltf bytes, what the message must say); the readers used to hand .gltf to trimesh unchecked
+HOSTILE_GLTF: dict[str, tuple[bytes, str]] = {
+    "gltf-5000-instances": (to_gltf(instances(5000)), "5,000 mesh instances"),
+    "gltf-index-beyond-vertices": (
+        to_gltf(HOSTILE["index-beyond-vertices"][0]),
+        "index 2 but the primitive has 2",
+    ),
+    "gltf-node-cycle": (to_gltf(HOSTILE["node-cycle"][0]), "cycle"),
+    "gltf-points-bufferless": (to_gltf(HOSTILE["points-bufferless"][0]), "4,578 MB decoded"),
+    "gltf-png-30000": (to_gltf(HOSTILE["png-30000"][0]), "30000x30000 pixels"),
+    "gltf-parent-dir": (
+        to_gltf(triangle_glb := glb(*triangle()), "../data.bin"),
+        "only data: URIs and files in",
+    ),
+    "gltf-parent-dir-quoted": (to_gltf(triangle_glb, "%2E%2E/data.bin"), "only data: URIs and files in"),
+    "gltf-absolute": (to_gltf(triangle_glb, "/etc/hostname"), "only data: URIs and files in"),
+    "gltf-url": (to_gltf(triangle_glb, "https://example.com/data.bin"), "only data: URIs and files in"),
+    "gltf-missing": (to_gltf(triangle_glb, "data.bin"), "'data.bin', which is missing"),
+}
+
+
 # --------------------------------------------------------------------------- in this process (pure Python)
 
 
@@ -285,6 +324,54 @@ def test_checker_names_the_problem_quickly(case: str) -> None:
     with pytest.raises(rn.AssetError, match=expected) as caught:
         check_glb(data, f"{case}.glb")
     assert f"{case}.glb" in str(caught.value)
+
+
+@pytest.mark.parametrize("case", sorted(HOSTILE_GLTF))
+def test_gltf_is_packed_and_checked(case: str, tmp_path: Path) -> None:
+    data, expected = HOSTILE_GLTF[case]
+    (tmp_path / "models").mkdir()
+    path = tmp_path / "models" / f"{case}.gltf"
+    path.write_bytes(data)
+    (tmp_path / "data.bin").write_bytes(b"\0" * 64)  # what ../data.bin would reach
+    with pytest.raises(rn.AssetError, match=expected) as caught:
+        read_checked(path)
+    assert f"{case}.gltf" in str(caught.value)
+
+
+def test_gltf_symlink_out_of_its_folder_is_refused(tmp_path: Path) -> None:
+    doc, blob = triangle()
+    (tmp_path / "outside.bin").write_bytes(bytes(blob))
+    (tmp_path / "models").mkdir()
+    (tmp_path / "models" / "data.bin").symlink_to(tmp_path / "outside.bin")
+    path = tmp_path / "models" / "m.gltf"
+    path.write_bytes(to_gltf(glb(doc, bytes(blob)), "data.bin"))
+    with pytest.raises(rn.AssetError, match="outside the file's folder"):
+        read_checked(path)
+
+
+def test_gltf_with_files_beside_it_loads_like_the_glb(tmp_path: Path) -> None:
+    """Buffer and image in files next to the .gltf (one name URL-quoted): every reader sees the packed GLB."""
+    from rodin_nb.meshstats import mesh_stats
+    from rodin_nb.preview import render_png
+    from rodin_nb.viewer import load_model
+
+    data = with_images((16, 16), intact=True)
+    doc, blob = split_glb(data)
+    view = doc["bufferViews"][doc["images"][0]["bufferView"]]
+    png = blob[view["byteOffset"] : view["byteOffset"] + view["byteLength"]]
+    doc["images"][0] = {"uri": "tex.png"}
+    doc["buffers"][0]["uri"] = "scene%20data.bin"
+    (tmp_path / "scene data.bin").write_bytes(blob)
+    (tmp_path / "tex.png").write_bytes(png)
+    path = tmp_path / "model.gltf"
+    path.write_text(json.dumps(doc))
+    packed = read_checked(path)
+    assert packed is not None and check_glb(packed).images == ((16, 16),)
+    from_gltf, from_glb = load_model(path), load_model(data)
+    assert from_gltf.stats.triangles == from_glb.stats.triangles == 1
+    assert from_gltf.stats.textures == from_glb.stats.textures == ((16, 16),)
+    assert mesh_stats(path)["faces"] == 1
+    assert render_png(path, 64, renderer="software") == render_png(data, 64, renderer="software")
 
 
 @pytest.mark.parametrize("path", sorted(FIXTURES.glob("*.glb")), ids=lambda p: p.name)
@@ -327,7 +414,7 @@ good = Path(sys.argv[2])
 load_model(good); mesh_stats(good); rn.show(good); render_png(good, renderer=sys.argv[3])
 
 def fmt(path):
-    problem = check_format(path, ".glb")
+    problem = check_format(path, path.suffix)
     if problem is None:
         raise AssertionError("check_format accepted it")
     raise rn.AssetError(problem)
@@ -340,17 +427,17 @@ entries = {
     "mesh_stats": mesh_stats,
     "check_format": fmt,
 }
-for path in sorted(Path(sys.argv[1]).glob("*.glb")):
+for path in sorted(Path(sys.argv[1]).glob("*.gl*")):
     for entry, fn in entries.items():
         began = time.perf_counter()
         try:
             fn(path)
-            print(f"ACCEPTED {path.stem} {entry}", flush=True)
+            print(f"ACCEPTED {path.name} {entry}", flush=True)
         except rn.AssetError as exc:
             took = time.perf_counter() - began
-            print(f"ASSETERROR {path.stem} {entry} {took:.3f} {exc}", flush=True)
+            print(f"ASSETERROR {path.name} {entry} {took:.3f} {exc}", flush=True)
         except BaseException as exc:
-            print(f"OTHER {path.stem} {entry} {type(exc).__name__}: {exc}", flush=True)
+            print(f"OTHER {path.name} {entry} {type(exc).__name__}: {exc}", flush=True)
 print("DONE", flush=True)
 """
 
@@ -380,21 +467,24 @@ def vtk_or_software() -> str:
 def test_every_entry_point_refuses_every_hostile_file(tmp_path: Path) -> None:
     for case, (data, _) in HOSTILE.items():
         (tmp_path / f"{case}.glb").write_bytes(data)
+    for case, (data, _) in HOSTILE_GLTF.items():
+        (tmp_path / f"{case}.gltf").write_bytes(data)
     proc = run_child(ENTRY_POINTS, str(tmp_path), str(FIXTURES / "Duck.glb"), vtk_or_software())
     assert proc.returncode == 0, proc.stderr[-3000:]
     lines = proc.stdout.splitlines()
     assert lines[-1] == "DONE"
     seen = 0
     for line in lines[:-1]:
-        verdict, case, entry, *rest = line.split(" ", 3)
+        verdict, filename, entry, *rest = line.split(" ", 3)
         assert verdict == "ASSETERROR", line
         _took, message = rest[0].split(" ", 1)  # printed for the log; speed is no test assertion
-        _, expected = HOSTILE[case]
+        case, suffix = filename.rsplit(".", 1)
+        _, expected = (HOSTILE if suffix == "glb" else HOSTILE_GLTF)[case]
         assert re.search(expected, message), line
         if entry != "check_format":
-            assert f"{case}.glb" in message, line
+            assert filename in message, line
         seen += 1
-    assert seen == len(HOSTILE) * 6
+    assert seen == (len(HOSTILE) + len(HOSTILE_GLTF)) * 6
 
 
 # --------------------------------------------------------------------------- the worker process
@@ -450,7 +540,7 @@ FUZZ = r"""
 import sys, time
 from hypothesis import HealthCheck, given, settings, strategies as st
 import rodin_nb as rn
-from rodin_nb.glbcheck import check_glb
+from rodin_nb.glbcheck import check_glb, read_checked
 from rodin_nb.meshstats import mesh_stats
 from rodin_nb.preview import render_png
 from rodin_nb.viewer import load_model

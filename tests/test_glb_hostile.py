@@ -628,3 +628,42 @@ def test_instances_under_the_limit_load_fast_with_per_mesh_bounds() -> None:
     model = load_model(data)
     assert model.stats.instances == 1500 and model.stats.triangles == 1500
     assert model.bounds.tolist() == [[0.0, 0.0, 0.0], [100.0, 15.0, 0.0]]
+
+
+# --------------------------------------------------------------------------- other formats trimesh reads
+
+OTHER_FORMATS: dict[str, tuple[bytes, str]] = {
+    "huge-index.obj": (b"v 0 0 0\nv 1 0 0\nv 0 1 0\nf 1 2 999999999\n", "out of bounds"),
+    "stl-huge.stl": (b"\0" * 80 + struct.pack("<I", 2**31) + b"\0" * 50, "declares 2,147,483,648 triangles"),
+    "ply-huge.ply": (
+        b"ply\nformat binary_little_endian 1.0\nelement vertex 3\nproperty float x\nproperty float y\n"
+        b"property float z\nelement face 900000000\nproperty list uchar int vertex_indices\nend_header\n",
+        "900,000,000 faces; limit 5,000,000",
+    ),
+    "renamed-png30000.obj": (HOSTILE["png-30000"][0], "30000x30000 pixels"),  # a GLB by its magic
+}
+
+
+@pytest.mark.parametrize("filename", sorted(OTHER_FORMATS))
+def test_other_formats_are_bounded_or_refused(filename: str, tmp_path: Path) -> None:
+    from rodin_nb.meshstats import mesh_stats
+    from rodin_nb.preview import render_png
+    from rodin_nb.viewer import load_model
+
+    data, expected = OTHER_FORMATS[filename]
+    path = tmp_path / filename
+    path.write_bytes(data)
+    for fn in (load_model, mesh_stats, lambda p: render_png(p, 64, renderer="software"), rn.show):
+        with pytest.raises(rn.AssetError, match=expected) as caught:
+            fn(path)
+        assert filename in str(caught.value)
+
+
+def test_obj_with_too_many_faces_is_refused_before_trimesh(tmp_path: Path) -> None:
+    path = tmp_path / "many.obj"
+    path.write_bytes(b"v 0 0 0\nv 1 0 0\nv 0 1 0\n" + b"f 1 2 3\n" * (glbcheck.MAX_DRAWN_TRIANGLES + 1))
+    with pytest.raises(rn.AssetError, match="5,000,001 faces; limit 5,000,000"):
+        glbcheck.check_other_format(path)
+    small = tmp_path / "small.obj"
+    small.write_bytes(b"v 0 0 0\nv 1 0 0\nv 0 1 0\nf 1 2 3\n")
+    glbcheck.check_other_format(small)  # no error

@@ -52,6 +52,7 @@ __all__ = [
     "MAX_DRAWN_TRIANGLES",
     "MAX_DRAWN_VERTICES",
     "MAX_GLTF_RESOURCE_BYTES",
+    "MAX_GLTF_TEXT_BYTES",
     "MAX_IMAGE_BYTES",
     "MAX_IMAGE_SIDE",
     "MAX_INSTANCES",
@@ -81,6 +82,8 @@ MAX_ACCESSOR_BYTES = 512 * 1024 * 1024
 MAX_INSTANCES = 2_000
 #: A ``.gltf``'s buffers and images together (``data:`` URIs or files in its folder), in bytes (1 GiB).
 MAX_GLTF_RESOURCE_BYTES = 1024 * 1024 * 1024
+#: A ``.gltf`` file itself (its JSON, ``data:`` URIs included), in bytes (256 MiB).
+MAX_GLTF_TEXT_BYTES = 256 * 1024 * 1024
 #: A 3D file in another format trimesh reads (OBJ, STL, PLY, ...), in bytes (256 MiB); OBJ, STL and
 #: PLY files also declare or list at most :data:`MAX_DRAWN_TRIANGLES` faces.
 MAX_OTHER_FORMAT_BYTES = 256 * 1024 * 1024
@@ -92,7 +95,7 @@ MAX_JSON_BYTES = 32 * 1024 * 1024
 _COMPONENT_BYTES = {5120: 1, 5121: 1, 5122: 2, 5123: 2, 5125: 4, 5126: 4}
 _COMPONENT_DTYPES = {5121: "<u1", 5123: "<u2", 5125: "<u4"}
 _TYPE_COMPONENTS = {"SCALAR": 1, "VEC2": 2, "VEC3": 3, "VEC4": 4, "MAT2": 4, "MAT3": 9, "MAT4": 16}
-_STRING = re.compile(rb'"(?:[^"\\]|\\.)*"', re.DOTALL)
+_STRING = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"', re.DOTALL)  # unrolled: a 40 MB string in 0.2 s
 
 
 @dataclass(frozen=True)
@@ -138,9 +141,9 @@ def read_checked(path: Path, name: str | None = None) -> bytes | None:
                 return None
             if suffix == ".gltf" and magic != b"glTF":
                 size = path.stat().st_size
-                if size > MAX_JSON_BYTES:
+                if size > MAX_GLTF_TEXT_BYTES:
                     raise AssetError(
-                        f"cannot read 3D file {label}: {size:,}-byte glTF JSON (limit {MAX_JSON_BYTES:,})"
+                        f"cannot read 3D file {label}: {size:,}-byte .gltf (limit {MAX_GLTF_TEXT_BYTES:,})"
                     )
             handle.seek(0)
             raw = handle.read()
@@ -222,8 +225,8 @@ def pack_gltf(text: bytes, folder: Path | None, name: str = "<glTF>") -> bytes:
 
 
 def _pack(text: bytes, folder: Path | None) -> bytes:
-    if len(text) > MAX_JSON_BYTES:
-        raise _Bad(f"glTF JSON of {len(text):,} bytes (limit {MAX_JSON_BYTES:,})")
+    if len(text) > MAX_GLTF_TEXT_BYTES:
+        raise _Bad(f"{len(text):,}-byte .gltf (limit {MAX_GLTF_TEXT_BYTES:,})")
     if text.startswith(b"\xef\xbb\xbf"):
         text = text[3:]
     doc = _parse_json(text)
@@ -268,7 +271,7 @@ def _pack(text: bytes, folder: Path | None) -> bytes:
             raise _Bad(f"{where} is empty")
         del image["uri"]
         image["bufferView"] = len(views) - 1
-        image.setdefault("mimeType", _MIME.get(data[:4], "image/png"))
+        image.setdefault("mimeType", _MIME.get(data[:2], "image/png"))
     blob.extend(b"\0" * (-len(blob) % 4))
     if views:
         doc["bufferViews"] = views
@@ -284,7 +287,7 @@ def _pack(text: bytes, folder: Path | None) -> bytes:
     return struct.pack("<4sII", b"glTF", 2, 12 + len(body)) + body
 
 
-_MIME = {b"\x89PNG": "image/png", b"\xff\xd8\xff\xe0": "image/jpeg", b"\xff\xd8\xff\xe1": "image/jpeg"}
+_MIME = {b"\x89P": "image/png", b"\xff\xd8": "image/jpeg", b"RI": "image/webp", b"GI": "image/gif"}
 
 
 def _resource(uri: Any, folder: Path | None, where: str, length: int | None) -> bytes:

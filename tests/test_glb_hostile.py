@@ -338,6 +338,18 @@ def test_gltf_is_packed_and_checked(case: str, tmp_path: Path) -> None:
     assert f"{case}.gltf" in str(caught.value)
 
 
+def test_gltf_with_data_uris_past_the_json_chunk_limit_loads(tmp_path: Path) -> None:
+    """A .gltf's JSON holds its data base64-encoded: 40 MB of it is more than a GLB's JSON chunk may be."""
+    doc, blob = triangle()
+    padded = bytes(blob) + b"\1" * 30_000_000
+    doc["buffers"][0]["uri"] = "data:application/octet-stream;base64," + base64.b64encode(padded).decode()
+    path = tmp_path / "big.gltf"
+    path.write_text(json.dumps(doc))
+    assert path.stat().st_size > glbcheck.MAX_JSON_BYTES
+    packed = read_checked(path)
+    assert packed is not None and check_glb(packed).triangles == 1
+
+
 def test_gltf_symlink_out_of_its_folder_is_refused(tmp_path: Path) -> None:
     doc, blob = triangle()
     (tmp_path / "outside.bin").write_bytes(bytes(blob))
@@ -396,6 +408,8 @@ def test_limits_are_documented_values() -> None:
     assert glbcheck.MAX_IMAGE_SIDE == 8192 and glbcheck.MAX_IMAGE_BYTES == 256 * 2**20
     assert glbcheck.MAX_DRAWN_TRIANGLES == 5_000_000 and glbcheck.MAX_JSON_DEPTH == 64
     assert glbcheck.MAX_DRAWN_VERTICES == 15_000_000 and glbcheck.MAX_ACCESSOR_BYTES == 512 * 2**20
+    assert glbcheck.MAX_GLTF_TEXT_BYTES == 256 * 2**20 and glbcheck.MAX_GLTF_RESOURCE_BYTES == 2**30
+    assert glbcheck.MAX_OTHER_FORMAT_BYTES == 256 * 2**20
 
 
 # --------------------------------------------------------------------------- every entry point (subprocess)

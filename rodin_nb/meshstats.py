@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import AssetError
-from .glbcheck import check_glb
+from .glbcheck import check_other_format, read_checked
 
 __all__ = ["MESH_STAT_KEYS", "mesh_stats"]
 
@@ -27,14 +27,13 @@ def mesh_stats(path: Path) -> dict[str, Any]:
     import trimesh
 
     path = Path(path)
-    try:
-        raw = path.read_bytes()
-    except OSError as exc:
-        raise AssetError(f"cannot read 3D file {path}: {exc.strerror or exc}") from exc
-    if path.suffix.lower() == ".glb" or raw.startswith(b"glTF"):
-        check_glb(raw, str(path))
+    if not path.is_file():
+        raise AssetError(f"cannot read 3D file {path}: no such file")
+    raw = read_checked(path, str(path))  # a GLB as it is, a .gltf packed into one GLB; both checked
+    if raw is not None:
         source: dict[str, Any] = {"file_obj": io.BytesIO(raw), "file_type": "glb"}
     else:
+        check_other_format(path, str(path))
         source = {"file_obj": str(path)}
     try:
         scene: Any = trimesh.load(**source, force="scene", process=False)

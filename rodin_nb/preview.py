@@ -30,7 +30,7 @@ from numpy.typing import NDArray
 
 from ._renderproc import WORKER, WorkerDied
 from .errors import AssetError
-from .glbcheck import check_glb
+from .glbcheck import check_glb, check_other_format, read_checked
 
 if TYPE_CHECKING:
     from .jobs import Run
@@ -180,12 +180,13 @@ def _as_glb(source: bytes | str | os.PathLike[str]) -> tuple[bytes, str]:
     else:
         path = Path(source)
         name = str(path)
-        try:
-            data = path.read_bytes()
-        except OSError as exc:
-            raise AssetError(f"cannot read 3D file {name}: {exc.strerror or exc}") from exc
-        if path.suffix.lower() not in (".glb", ".gltf") or not data.startswith(b"glTF"):
-            data = _convert_to_glb(path)
+        if not path.is_file():
+            raise AssetError(f"cannot read 3D file {name}: no such file")
+        checked = read_checked(path, name)  # a GLB as it is, a .gltf packed into one GLB; both checked
+        if checked is not None:
+            return checked, name
+        check_other_format(path, name)
+        data = _convert_to_glb(path)
     if not data.startswith(b"glTF"):
         raise AssetError(f"cannot read 3D file {name}: not a binary glTF (GLB) file")
     check_glb(data, name)

@@ -82,7 +82,9 @@ def check_format(path: Path, ext: str) -> str | None:
                 return f"GLB version {version}, expected 2"
             if length != size:
                 return f"GLB header says {length} bytes, file has {size} (truncated or padded)"
-            return _glb_problem(path)
+            return _glb_problem(path, ext)
+        elif ext == ".gltf":
+            return _glb_problem(path, ext)
         elif ext == ".png":
             if head[:8] != b"\x89PNG\r\n\x1a\n":
                 return "not a PNG file"
@@ -98,12 +100,17 @@ def check_format(path: Path, ext: str) -> str | None:
     return None
 
 
-def _glb_problem(path: Path) -> str | None:
+def _glb_problem(path: Path, ext: str) -> str | None:
     """What :func:`rodin_nb.glbcheck.check_glb` finds wrong with a GLB (structure, limits), or None."""
-    from .glbcheck import check_glb
+    from .glbcheck import check_glb, pack_gltf
 
     try:
-        check_glb(path.read_bytes(), path.name)
+        raw = path.read_bytes()
+        if ext == ".gltf" and not raw.startswith(b"glTF"):
+            raw = pack_gltf(raw, path.parent, path.name)  # with its data: URIs and sibling files
+        check_glb(raw, path.name)
+    except OSError as exc:
+        return f"cannot read it: {exc.strerror or exc}"
     except AssetError as exc:
         return str(exc).split(": ", 1)[-1]
     return None

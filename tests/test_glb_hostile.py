@@ -8,6 +8,7 @@ point raised.
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import re
@@ -25,7 +26,7 @@ import pytest
 
 import rodin_nb as rn
 from rodin_nb import glbcheck
-from rodin_nb.glbcheck import check_glb
+from rodin_nb.glbcheck import check_glb, read_checked
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures" / "glb"
 ROOT = Path(__file__).resolve().parents[1]
@@ -46,8 +47,9 @@ def glb(doc: dict[str, Any] | None, blob: bytes = b"", raw_json: bytes | None = 
     return struct.pack("<4sII", b"glTF", 2, 12 + len(body)) + body
 
 
-def png_header(width: int, height: int) -> bytes:
-    """A PNG signature and IHDR declaring ``width`` x ``height`` RGBA, then one tiny IDAT and IEND."""
+def png_header(width: int, height: int, intact: bool = False) -> bytes:
+    """A PNG signature and IHDR declaring ``width`` x ``height`` RGBA, then one tiny IDAT and IEND
+    (``intact``: an IDAT holding every pixel, for a small image that decodes)."""
 
     def chunk(kind: bytes, data: bytes) -> bytes:
         return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
@@ -56,7 +58,7 @@ def png_header(width: int, height: int) -> bytes:
     return (
         b"\x89PNG\r\n\x1a\n"
         + chunk(b"IHDR", ihdr)
-        + chunk(b"IDAT", zlib.compress(b"\0" * 64))
+        + chunk(b"IDAT", zlib.compress(b"\0" * (height * (1 + 4 * width) if intact else 64)))
         + chunk(b"IEND", b"")
     )
 
@@ -91,8 +93,11 @@ def triangle(**tweak: Any) -> tuple[dict[str, Any], bytearray]:
     return doc, blob
 
 
-def with_images(*sizes: tuple[int, int]) -> bytes:
-    """The triangle with UVs and one texture per declared PNG size (the PNGs hold almost no data)."""
+def with_images(
+    *sizes: tuple[int, int], intact: bool = False, change: Callable[[dict[str, Any]], None] | None = None
+) -> bytes:
+    """The triangle with UVs and one texture per declared PNG size (the PNGs hold almost no data unless
+    ``intact``); ``change`` edits the glTF JSON last."""
     doc, blob = triangle()
     uv = struct.pack("<6f", 0, 0, 1, 0, 0, 1)
     doc["bufferViews"].append({"buffer": 0, "byteOffset": len(blob), "byteLength": len(uv)})
@@ -101,7 +106,7 @@ def with_images(*sizes: tuple[int, int]) -> bytes:
     doc["meshes"][0]["primitives"][0]["attributes"]["TEXCOORD_0"] = 2
     doc["images"], doc["textures"], doc["materials"] = [], [], []
     for w, h in sizes:
-        png = png_header(w, h)
+        png = png_header(w, h, intact)
         blob += b"\0" * (-len(blob) % 4)
         doc["bufferViews"].append({"buffer": 0, "byteOffset": len(blob), "byteLength": len(png)})
         blob += png
@@ -113,6 +118,8 @@ def with_images(*sizes: tuple[int, int]) -> bytes:
     doc["meshes"][0]["primitives"][0]["material"] = 0
     blob += b"\0" * (-len(blob) % 4)
     doc["buffers"][0]["byteLength"] = len(blob)
+    if change is not None:
+        change(doc)
     return glb(doc, bytes(blob))
 
 
@@ -128,6 +135,36 @@ def instances(n: int) -> bytes:
     doc["nodes"] = [{"children": list(range(1, n + 1))}] + [
         {"mesh": 0, "translation": [float(i % 100), float(i // 100), 0.0]} for i in range(n)
     ]
+    return glb(doc, bytes(blob))
+
+
+def bufferless(mode: int, count: int, primitives: int, targets: int = 0) -> bytes:
+    """The triangle file plus a mesh of ``primitives`` primitives (``mode``) over zero-filled accessors of
+    ``count`` VEC3 each (no buffer view: allowed, the spec says zeros), ``targets`` morph targets each."""
+    doc, blob = triangle()
+    first = len(doc["accessors"])
+    doc["accessors"] += [{"componentType": 5126, "count": count, "type": "VEC3"}] * primitives
+    doc["meshes"].append(
+        {
+            "primitives": [
+                {"attributes": {"POSITION": first + i}, "mode": mode}
+                | ({"targets": [{"POSITION": first + i}] * targets} if targets else {})
+                for i in range(primitives)
+            ]
+        }
+    )
+    doc["nodes"].append({"mesh": 1})
+    doc["scenes"][0]["nodes"].append(1)
+    return glb(doc, bytes(blob))
+
+
+def shared_points(count: int, primitives: int) -> bytes:
+    """``primitives`` point primitives sharing one zero-filled accessor of ``count`` VEC3."""
+    doc, blob = triangle()
+    doc["accessors"].append({"componentType": 5126, "count": count, "type": "VEC3"})
+    doc["meshes"].append({"primitives": [{"attributes": {"POSITION": 2}, "mode": 0}] * primitives})
+    doc["nodes"].append({"mesh": 1})
+    doc["scenes"][0]["nodes"].append(1)
     return glb(doc, bytes(blob))
 
 
@@ -170,6 +207,111 @@ HOSTILE: dict[str, tuple[bytes, str]] = {
     "deep-json": (deep_json(100_000), "nested 100001 levels deep"),
     "truncated": (with_images((16, 16))[:-40], "truncated"),
     "5000-instances": (instances(5000), "5,000 mesh instances"),
+    # 1 KB files that decoded to 9 GB: points and lines draw no triangles, accessors need no data
+    "points-bufferless": (bufferless(0, 50_000_000, 8), r"4,578 MB decoded.*limit is 512 MB"),
+    "lines-bufferless": (bufferless(1, 50_000_000, 8), r"4,578 MB decoded.*limit is 512 MB"),
+    "points-shared-accessor": (shared_points(2_000_000, 10), r"20,000,00\d vertices drawn.*limit 15,000,000"),
+    "morph-targets-per-use": (bufferless(0, 1_000_000, 1, targets=64), r"take 744 MB decoded"),
+    # files the checker passed that crashed VTK's importer (SIGSEGV, SIGABRT)
+    "scene-index": (tweaked(set_in("scene", 7)), "default scene = 7 but the file has 1 scenes"),
+    "skin-joint": (
+        tweaked(lambda d: (d.update(skins=[{"joints": [99999]}]), d["nodes"][0].update(skin=0))),
+        "has joint 99999",
+    ),
+    "animation-refs": (
+        tweaked(
+            set_in(
+                "animations",
+                [
+                    {
+                        "channels": [{"sampler": 0, "target": {"node": 999}}],
+                        "samplers": [{"input": 1, "output": 0}],
+                    }
+                ],
+            )
+        ),
+        "node = 999 but the file has 1 nodes",
+    ),
+    "scene-dup-roots": (tweaked(set_in("scenes.0.nodes", [0] * 200_000)), "lists node 0 twice"),
+    "root-and-child": (
+        tweaked(lambda d: d.update(nodes=[{"children": [1]}, {"mesh": 0}], scenes=[{"nodes": [0, 1]}])),
+        "node 1 as a root but it is a child of node 0",
+    ),
+    "image-truncated-pixels": (with_images((16, 16)), r"images\[0\] has broken or truncated image data"),
+    "texcoord-99": (
+        with_images(
+            (16, 16),
+            intact=True,
+            change=set_in("materials.0.pbrMetallicRoughness.baseColorTexture.texCoord", 99),
+        ),
+        "texCoord 99 but has no TEXCOORD_99 attribute",
+    ),
+    "sampler-values": (
+        with_images(
+            (16, 16),
+            intact=True,
+            change=lambda d: (
+                d.update(samplers=[{"wrapT": -5, "magFilter": "x"}]),
+                d["textures"][0].update(sampler=0),
+            ),
+        ),
+        r"samplers\[0\]\.magFilter = x is not a glTF value",
+    ),
+    "sampler-index": (
+        with_images((16, 16), intact=True, change=set_in("textures.0.sampler", 3)),
+        "sampler = 3 but the file has 0 samplers",
+    ),
+    "texture-source": (
+        with_images((16, 16), intact=True, change=set_in("textures.0.source", 5)),
+        "source = 5 but the file has 1 images",
+    ),
+    "morph-target-count": (
+        tweaked(
+            lambda d: (
+                d["accessors"].append({"componentType": 5126, "count": 50_000, "type": "VEC3"}),
+                d["meshes"][0]["primitives"][0].update(targets=[{"POSITION": 2}]),
+            )
+        ),
+        "accessor 2 has 50,000 elements but the primitive has 3 vertices",
+    ),
+}
+
+
+def split_glb(data: bytes) -> tuple[dict[str, Any], bytes]:
+    """The JSON and BIN chunk of a GLB built by :func:`glb`."""
+    (json_len,) = struct.unpack_from("<I", data, 12)
+    doc = json.loads(data[20 : 20 + json_len])
+    start = 20 + json_len
+    blob = data[start + 8 :] if len(data) > start + 8 else b""
+    return doc, blob
+
+
+def to_gltf(data: bytes, uri: str | None = None) -> bytes:
+    """A ``.gltf`` of a GLB: its BIN chunk as a ``data:`` URI (or ``uri``, for a file beside it)."""
+    doc, blob = split_glb(data)
+    for buffer in doc.get("buffers", []):
+        buffer["uri"] = uri or "data:application/octet-stream;base64," + base64.b64encode(blob).decode()
+    return json.dumps(doc).encode()
+
+
+# name -> (.gltf bytes, what the message must say); the readers used to hand .gltf to trimesh unchecked
+HOSTILE_GLTF: dict[str, tuple[bytes, str]] = {
+    "gltf-5000-instances": (to_gltf(instances(5000)), "5,000 mesh instances"),
+    "gltf-index-beyond-vertices": (
+        to_gltf(HOSTILE["index-beyond-vertices"][0]),
+        "index 2 but the primitive has 2",
+    ),
+    "gltf-node-cycle": (to_gltf(HOSTILE["node-cycle"][0]), "cycle"),
+    "gltf-points-bufferless": (to_gltf(HOSTILE["points-bufferless"][0]), "4,578 MB decoded"),
+    "gltf-png-30000": (to_gltf(HOSTILE["png-30000"][0]), "30000x30000 pixels"),
+    "gltf-parent-dir": (
+        to_gltf(triangle_glb := glb(*triangle()), "../data.bin"),
+        "only data: URIs and files in",
+    ),
+    "gltf-parent-dir-quoted": (to_gltf(triangle_glb, "%2E%2E/data.bin"), "only data: URIs and files in"),
+    "gltf-absolute": (to_gltf(triangle_glb, "/etc/hostname"), "only data: URIs and files in"),
+    "gltf-url": (to_gltf(triangle_glb, "https://example.com/data.bin"), "only data: URIs and files in"),
+    "gltf-missing": (to_gltf(triangle_glb, "data.bin"), "'data.bin', which is missing"),
 }
 
 
@@ -184,10 +326,75 @@ def test_checker_names_the_problem_quickly(case: str) -> None:
     assert f"{case}.glb" in str(caught.value)
 
 
+@pytest.mark.parametrize("case", sorted(HOSTILE_GLTF))
+def test_gltf_is_packed_and_checked(case: str, tmp_path: Path) -> None:
+    data, expected = HOSTILE_GLTF[case]
+    (tmp_path / "models").mkdir()
+    path = tmp_path / "models" / f"{case}.gltf"
+    path.write_bytes(data)
+    (tmp_path / "data.bin").write_bytes(b"\0" * 64)  # what ../data.bin would reach
+    with pytest.raises(rn.AssetError, match=expected) as caught:
+        read_checked(path)
+    assert f"{case}.gltf" in str(caught.value)
+
+
+def test_gltf_with_data_uris_past_the_json_chunk_limit_loads(tmp_path: Path) -> None:
+    """A .gltf's JSON holds its data base64-encoded: 40 MB of it is more than a GLB's JSON chunk may be."""
+    doc, blob = triangle()
+    padded = bytes(blob) + b"\1" * 30_000_000
+    doc["buffers"][0]["uri"] = "data:application/octet-stream;base64," + base64.b64encode(padded).decode()
+    path = tmp_path / "big.gltf"
+    path.write_text(json.dumps(doc))
+    assert path.stat().st_size > glbcheck.MAX_JSON_BYTES
+    packed = read_checked(path)
+    assert packed is not None and check_glb(packed).triangles == 1
+
+
+def test_gltf_symlink_out_of_its_folder_is_refused(tmp_path: Path) -> None:
+    doc, blob = triangle()
+    (tmp_path / "outside.bin").write_bytes(bytes(blob))
+    (tmp_path / "models").mkdir()
+    (tmp_path / "models" / "data.bin").symlink_to(tmp_path / "outside.bin")
+    path = tmp_path / "models" / "m.gltf"
+    path.write_bytes(to_gltf(glb(doc, bytes(blob)), "data.bin"))
+    with pytest.raises(rn.AssetError, match="outside the file's folder"):
+        read_checked(path)
+
+
+def test_gltf_with_files_beside_it_loads_like_the_glb(tmp_path: Path) -> None:
+    """Buffer and image in files next to the .gltf (one name URL-quoted): every reader sees the packed GLB."""
+    from rodin_nb.meshstats import mesh_stats
+    from rodin_nb.preview import render_png
+    from rodin_nb.viewer import load_model
+
+    data = with_images((16, 16), intact=True)
+    doc, blob = split_glb(data)
+    view = doc["bufferViews"][doc["images"][0]["bufferView"]]
+    png = blob[view["byteOffset"] : view["byteOffset"] + view["byteLength"]]
+    doc["images"][0] = {"uri": "tex.png"}
+    doc["buffers"][0]["uri"] = "scene%20data.bin"
+    (tmp_path / "scene data.bin").write_bytes(blob)
+    (tmp_path / "tex.png").write_bytes(png)
+    path = tmp_path / "model.gltf"
+    path.write_text(json.dumps(doc))
+    packed = read_checked(path)
+    assert packed is not None and check_glb(packed).images == ((16, 16),)
+    from_gltf, from_glb = load_model(path), load_model(data)
+    assert from_gltf.stats.triangles == from_glb.stats.triangles == 1
+    assert from_gltf.stats.textures == from_glb.stats.textures == ((16, 16),)
+    assert mesh_stats(path)["faces"] == 1
+    assert render_png(path, 64, renderer="software") == render_png(data, 64, renderer="software")
+
+
 @pytest.mark.parametrize("path", sorted(FIXTURES.glob("*.glb")), ids=lambda p: p.name)
 def test_checker_accepts_real_files(path: Path) -> None:
     summary = check_glb(path.read_bytes(), path.name)
     assert summary.triangles > 0 and summary.instances >= 1
+
+
+def test_checker_accepts_small_intact_textures() -> None:
+    summary = check_glb(with_images((16, 16), (4, 2), intact=True))
+    assert summary.images == ((16, 16), (4, 2))
 
 
 def test_checker_accepts_the_sandbox_results() -> None:
@@ -200,6 +407,9 @@ def test_checker_accepts_the_sandbox_results() -> None:
 def test_limits_are_documented_values() -> None:
     assert glbcheck.MAX_IMAGE_SIDE == 8192 and glbcheck.MAX_IMAGE_BYTES == 256 * 2**20
     assert glbcheck.MAX_DRAWN_TRIANGLES == 5_000_000 and glbcheck.MAX_JSON_DEPTH == 64
+    assert glbcheck.MAX_DRAWN_VERTICES == 15_000_000 and glbcheck.MAX_ACCESSOR_BYTES == 512 * 2**20
+    assert glbcheck.MAX_GLTF_TEXT_BYTES == 256 * 2**20 and glbcheck.MAX_GLTF_RESOURCE_BYTES == 2**30
+    assert glbcheck.MAX_OTHER_FORMAT_BYTES == 256 * 2**20
 
 
 # --------------------------------------------------------------------------- every entry point (subprocess)
@@ -218,7 +428,7 @@ good = Path(sys.argv[2])
 load_model(good); mesh_stats(good); rn.show(good); render_png(good, renderer=sys.argv[3])
 
 def fmt(path):
-    problem = check_format(path, ".glb")
+    problem = check_format(path, path.suffix)
     if problem is None:
         raise AssertionError("check_format accepted it")
     raise rn.AssetError(problem)
@@ -231,17 +441,17 @@ entries = {
     "mesh_stats": mesh_stats,
     "check_format": fmt,
 }
-for path in sorted(Path(sys.argv[1]).glob("*.glb")):
+for path in sorted(Path(sys.argv[1]).glob("*.gl*")):
     for entry, fn in entries.items():
         began = time.perf_counter()
         try:
             fn(path)
-            print(f"ACCEPTED {path.stem} {entry}", flush=True)
+            print(f"ACCEPTED {path.name} {entry}", flush=True)
         except rn.AssetError as exc:
             took = time.perf_counter() - began
-            print(f"ASSETERROR {path.stem} {entry} {took:.3f} {exc}", flush=True)
+            print(f"ASSETERROR {path.name} {entry} {took:.3f} {exc}", flush=True)
         except BaseException as exc:
-            print(f"OTHER {path.stem} {entry} {type(exc).__name__}: {exc}", flush=True)
+            print(f"OTHER {path.name} {entry} {type(exc).__name__}: {exc}", flush=True)
 print("DONE", flush=True)
 """
 
@@ -271,21 +481,24 @@ def vtk_or_software() -> str:
 def test_every_entry_point_refuses_every_hostile_file(tmp_path: Path) -> None:
     for case, (data, _) in HOSTILE.items():
         (tmp_path / f"{case}.glb").write_bytes(data)
+    for case, (data, _) in HOSTILE_GLTF.items():
+        (tmp_path / f"{case}.gltf").write_bytes(data)
     proc = run_child(ENTRY_POINTS, str(tmp_path), str(FIXTURES / "Duck.glb"), vtk_or_software())
     assert proc.returncode == 0, proc.stderr[-3000:]
     lines = proc.stdout.splitlines()
     assert lines[-1] == "DONE"
     seen = 0
     for line in lines[:-1]:
-        verdict, case, entry, *rest = line.split(" ", 3)
+        verdict, filename, entry, *rest = line.split(" ", 3)
         assert verdict == "ASSETERROR", line
         _took, message = rest[0].split(" ", 1)  # printed for the log; speed is no test assertion
-        _, expected = HOSTILE[case]
+        case, suffix = filename.rsplit(".", 1)
+        _, expected = (HOSTILE if suffix == "glb" else HOSTILE_GLTF)[case]
         assert re.search(expected, message), line
         if entry != "check_format":
-            assert f"{case}.glb" in message, line
+            assert filename in message, line
         seen += 1
-    assert seen == len(HOSTILE) * 6
+    assert seen == (len(HOSTILE) + len(HOSTILE_GLTF)) * 6
 
 
 # --------------------------------------------------------------------------- the worker process
@@ -341,7 +554,7 @@ FUZZ = r"""
 import sys, time
 from hypothesis import HealthCheck, given, settings, strategies as st
 import rodin_nb as rn
-from rodin_nb.glbcheck import check_glb
+from rodin_nb.glbcheck import check_glb, read_checked
 from rodin_nb.meshstats import mesh_stats
 from rodin_nb.preview import render_png
 from rodin_nb.viewer import load_model
@@ -429,3 +642,42 @@ def test_instances_under_the_limit_load_fast_with_per_mesh_bounds() -> None:
     model = load_model(data)
     assert model.stats.instances == 1500 and model.stats.triangles == 1500
     assert model.bounds.tolist() == [[0.0, 0.0, 0.0], [100.0, 15.0, 0.0]]
+
+
+# --------------------------------------------------------------------------- other formats trimesh reads
+
+OTHER_FORMATS: dict[str, tuple[bytes, str]] = {
+    "huge-index.obj": (b"v 0 0 0\nv 1 0 0\nv 0 1 0\nf 1 2 999999999\n", "out of bounds"),
+    "stl-huge.stl": (b"\0" * 80 + struct.pack("<I", 2**31) + b"\0" * 50, "declares 2,147,483,648 triangles"),
+    "ply-huge.ply": (
+        b"ply\nformat binary_little_endian 1.0\nelement vertex 3\nproperty float x\nproperty float y\n"
+        b"property float z\nelement face 900000000\nproperty list uchar int vertex_indices\nend_header\n",
+        "900,000,000 faces; limit 5,000,000",
+    ),
+    "renamed-png30000.obj": (HOSTILE["png-30000"][0], "30000x30000 pixels"),  # a GLB by its magic
+}
+
+
+@pytest.mark.parametrize("filename", sorted(OTHER_FORMATS))
+def test_other_formats_are_bounded_or_refused(filename: str, tmp_path: Path) -> None:
+    from rodin_nb.meshstats import mesh_stats
+    from rodin_nb.preview import render_png
+    from rodin_nb.viewer import load_model
+
+    data, expected = OTHER_FORMATS[filename]
+    path = tmp_path / filename
+    path.write_bytes(data)
+    for fn in (load_model, mesh_stats, lambda p: render_png(p, 64, renderer="software"), rn.show):
+        with pytest.raises(rn.AssetError, match=expected) as caught:
+            fn(path)
+        assert filename in str(caught.value)
+
+
+def test_obj_with_too_many_faces_is_refused_before_trimesh(tmp_path: Path) -> None:
+    path = tmp_path / "many.obj"
+    path.write_bytes(b"v 0 0 0\nv 1 0 0\nv 0 1 0\n" + b"f 1 2 3\n" * (glbcheck.MAX_DRAWN_TRIANGLES + 1))
+    with pytest.raises(rn.AssetError, match="5,000,001 faces; limit 5,000,000"):
+        glbcheck.check_other_format(path)
+    small = tmp_path / "small.obj"
+    small.write_bytes(b"v 0 0 0\nv 1 0 0\nv 0 1 0\nf 1 2 3\n")
+    glbcheck.check_other_format(small)  # no error

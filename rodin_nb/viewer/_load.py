@@ -24,7 +24,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from ..errors import AssetError
-from ..glbcheck import check_glb
+from ..glbcheck import check_glb, check_other_format, read_checked
 
 __all__ = ["MaterialData", "Model", "ModelStats", "Primitive", "TextureData", "load_model"]
 
@@ -217,13 +217,16 @@ def load_model(source: bytes | str | os.PathLike[str], name: str | None = None) 
         label = name or str(path)
         if not path.is_file():
             raise AssetError(f"cannot read 3D file {path}: no such file")
-        raw = b""
-        if path.suffix.lower() == ".glb":
-            raw = path.read_bytes()
+        # A GLB is checked as it is, a .gltf packed into one checked GLB: trimesh loads the checked bytes.
+        checked = read_checked(path, label)
+        if checked is not None:
+            raw = checked
             opener = {"file_obj": io.BytesIO(raw), "file_type": "glb"}
         else:
+            raw = b""
+            check_other_format(path, label)
             opener = {"file_obj": str(path)}
-    if raw:
+    if isinstance(source, (bytes, bytearray, memoryview)):
         check_glb(raw, label)  # hostile or broken containers stop here, before trimesh or Pillow
     try:
         scene: Any = trimesh.load(**opener, force="scene", process=False)

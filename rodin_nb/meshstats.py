@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import AssetError
-from .glbcheck import check_other_format, read_checked
+from .modelfiles import check_other_format, read_checked
 
 __all__ = ["MESH_STAT_KEYS", "mesh_stats"]
 

@@ -30,7 +30,8 @@ from numpy.typing import NDArray
 
 from ._renderproc import WORKER, WorkerDied
 from .errors import AssetError
-from .glbcheck import check_glb, check_other_format, read_checked
+from .glbcheck import check_glb
+from .modelfiles import check_other_format, read_checked
 
 if TYPE_CHECKING:
     from .jobs import Run

@@ -102,7 +102,8 @@ def check_format(path: Path, ext: str) -> str | None:
 
 def _glb_problem(path: Path, ext: str) -> str | None:
     """What :func:`rodin_nb.glbcheck.check_glb` finds wrong with a GLB (structure, limits), or None."""
-    from .glbcheck import check_glb, pack_gltf
+    from .glbcheck import check_glb
+    from .modelfiles import pack_gltf
 
     try:
         raw = path.read_bytes()

@@ -25,8 +25,9 @@ from typing import Any
 import pytest
 
 import rodin_nb as rn
-from rodin_nb import glbcheck
-from rodin_nb.glbcheck import check_glb, read_checked
+from rodin_nb import glbcheck, modelfiles
+from rodin_nb.glbcheck import check_glb
+from rodin_nb.modelfiles import read_checked
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures" / "glb"
 ROOT = Path(__file__).resolve().parents[1]
@@ -408,8 +409,8 @@ def test_limits_are_documented_values() -> None:
     assert glbcheck.MAX_IMAGE_SIDE == 8192 and glbcheck.MAX_IMAGE_BYTES == 256 * 2**20
     assert glbcheck.MAX_DRAWN_TRIANGLES == 5_000_000 and glbcheck.MAX_JSON_DEPTH == 64
     assert glbcheck.MAX_DRAWN_VERTICES == 15_000_000 and glbcheck.MAX_ACCESSOR_BYTES == 512 * 2**20
-    assert glbcheck.MAX_GLTF_TEXT_BYTES == 256 * 2**20 and glbcheck.MAX_GLTF_RESOURCE_BYTES == 2**30
-    assert glbcheck.MAX_OTHER_FORMAT_BYTES == 256 * 2**20
+    assert modelfiles.MAX_GLTF_TEXT_BYTES == 256 * 2**20 and modelfiles.MAX_GLTF_RESOURCE_BYTES == 2**30
+    assert modelfiles.MAX_OTHER_FORMAT_BYTES == 256 * 2**20
 
 
 # --------------------------------------------------------------------------- every entry point (subprocess)
@@ -554,7 +555,8 @@ FUZZ = r"""
 import sys, time
 from hypothesis import HealthCheck, given, settings, strategies as st
 import rodin_nb as rn
-from rodin_nb.glbcheck import check_glb, read_checked
+from rodin_nb.glbcheck import check_glb
+from rodin_nb.modelfiles import read_checked
 from rodin_nb.meshstats import mesh_stats
 from rodin_nb.preview import render_png
 from rodin_nb.viewer import load_model
@@ -631,7 +633,9 @@ print("RSS_MB", resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024)
     assert len(refusals) == 3, proc.stdout
     for line in refusals:
         assert "5,000 mesh instances" in line  # refused before anything is built
-    assert int(lines[-1].split()[1]) < 1024  # the whole interpreter, trimesh and pythreejs included
+    # The whole interpreter (pandas, trimesh, pythreejs included) stays near its import size; this file
+    # once grew a renderer to about 23 GB.
+    assert int(lines[-1].split()[1]) < 2048
 
 
 def test_instances_under_the_limit_load_fast_with_per_mesh_bounds() -> None:
@@ -677,7 +681,7 @@ def test_obj_with_too_many_faces_is_refused_before_trimesh(tmp_path: Path) -> No
     path = tmp_path / "many.obj"
     path.write_bytes(b"v 0 0 0\nv 1 0 0\nv 0 1 0\n" + b"f 1 2 3\n" * (glbcheck.MAX_DRAWN_TRIANGLES + 1))
     with pytest.raises(rn.AssetError, match="5,000,001 faces; limit 5,000,000"):
-        glbcheck.check_other_format(path)
+        modelfiles.check_other_format(path)
     small = tmp_path / "small.obj"
     small.write_bytes(b"v 0 0 0\nv 1 0 0\nv 0 1 0\nf 1 2 3\n")
-    glbcheck.check_other_format(small)  # no error
+    modelfiles.check_other_format(small)  # no error

@@ -24,7 +24,8 @@ import numpy as np
 from numpy.typing import NDArray
 
 from ..errors import AssetError
-from ..glbcheck import check_glb, check_other_format, read_checked
+from ..glbcheck import check_glb
+from ..modelfiles import check_other_format, read_checked
 
 __all__ = ["MaterialData", "Model", "ModelStats", "Primitive", "TextureData", "load_model"]
 

@@ -30,9 +30,12 @@ def parse_time(value: Any) -> datetime | None:
     if not isinstance(value, str) or not value:
         return None
     try:
-        return datetime.fromisoformat(value.replace("Z", "+00:00")).astimezone(timezone.utc)
+        moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
     except ValueError:
         return None
+    # Scenario writes UTC with a Z; a date without an offset is read as UTC too, never as the local
+    # time of the machine running the client (which would shift updatedAfter by hours).
+    return moment.replace(tzinfo=timezone.utc) if moment.tzinfo is None else moment.astimezone(timezone.utc)
 
 
 def job_id_of(job: Mapping[str, Any]) -> str:

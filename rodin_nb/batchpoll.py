@@ -60,12 +60,11 @@ def updated_at(job: Mapping[str, Any]) -> datetime | None:
 def whole(job: Mapping[str, Any]) -> bool:
     """True when a list item carries what a status look needs (else it only says the job changed)."""
     metadata = job.get("metadata")
-    return (
-        isinstance(job.get("progress"), (int, float))
-        and isinstance(job.get("statusHistory"), list)
-        and isinstance(metadata, Mapping)
-        and isinstance(metadata.get("assetIds"), list)
-    )
+    if not isinstance(metadata, Mapping) or not isinstance(metadata.get("assetIds"), list):
+        return False
+    if job.get("status") == "success" and not metadata["assetIds"]:
+        return False  # a list that lags on (or leaves out) the results: the job's own answer has them
+    return isinstance(job.get("progress"), (int, float)) and isinstance(job.get("statusHistory"), list)
 
 
 def since(known_until: Iterable[datetime]) -> datetime | None:
@@ -84,6 +83,7 @@ class JobLister:
         self._resting_until = 0.0
         self._failures = 0
         self.given_up: str | None = None  # why the list is not used any more (this session)
+        self.last_rest: str | None = None  # why the list was last rested (for logs and tests)
 
     def usable(self) -> bool:
         with self._lock:
@@ -127,6 +127,7 @@ class JobLister:
             pause = self.rest_s * min(8, 2**self._failures)
             self._failures += 1
             self._resting_until = time.monotonic() + pause
+            self.last_rest = why
         log.info("%s: following each job on its own for %.1f s", why, pause)
 
     def give_up(self, why: str) -> None:

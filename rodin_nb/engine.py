@@ -73,6 +73,9 @@ class _Followed:
     overdue: int = 0  # looks in a row that found the job past its predicted finish
     # Up to when (service clock) the job's state is known: a later list reports any change after it.
     known_until: datetime | None = None
+    # True while known_until is a lower bound of the job's own updatedAt (its stamps, not a list's high
+    # water): a complete list look from before it must then report the job, or the list is wrong.
+    own_stamp: bool = True
     confirmed: float = 0.0  # monotonic time of the last answer about this job (its own, or a list's)
 
 
@@ -320,6 +323,8 @@ class Engine:
             if record.not_found >= NOT_FOUND_TIMES:
                 run._end("lost", f"the service no longer knows job {run.job_id}", None, None)
             else:
+                # "lost" is final for a paid job: give a lagging replica time (at least first_s a look).
+                record.delay = max(record.delay, self.poll.first_s)
                 self._back_off(record)
             return
         except AuthenticationError as exc:
@@ -354,6 +359,7 @@ class Engine:
         stamp = updated_at(job)
         if stamp is not None and (record.known_until is None or stamp > record.known_until):
             record.known_until = stamp
+            record.own_stamp = True
         run._apply_job(job)
         record.timeline.observe(run, received)
         if run.status == "downloading":
@@ -444,12 +450,27 @@ class Engine:
             if status != record.run.status or status in TERMINAL or (record in due and status in RUNNING):
                 alone.add(record)
                 continue
-            if stamp is not None and record.known_until is not None:
-                record.known_until = max(record.known_until, stamp)  # the same status, as of then
+            if stamp is not None and record.known_until is not None and stamp > record.known_until:
+                record.known_until = stamp  # the same status, as of then (the job's own stamp)
+                record.own_stamp = True
             if record in due:
                 self._plan(record)
+        if not look.complete:
+            # Cut short (a busy account: other jobs fill the pages): each due job on its own for a while.
+            self.lister.rest("the job list ran past its page limit")
+        # Every followed job known up to its own stamp changed at or after it, so it is newer than the
+        # look's start and a complete list must report it. One left out means the filter misses our
+        # jobs (another job type) or the list lags: follow each job on its own for a while.
+        left_out = [
+            record
+            for job_id, record in followed.items()
+            if job_id not in look.jobs and record.own_stamp and record.known_until is not None
+        ]
+        if look.complete and left_out:
+            self.lister.rest(f"the job list left out {len(left_out)} followed job(s) it should have reported")
+            alone.update(record for record in left_out if record in due)
         for record in due - mentioned:
-            if record.run.done or record.run.status not in ON_SERVICE:
+            if record.run.done or record.run.status not in ON_SERVICE or record in alone:
                 continue
             never = record.confirmed == 0.0 or record.known_until is None
             stale = asked - record.confirmed > CONFIRM_WAITS * self.poll.max_s
@@ -460,8 +481,10 @@ class Engine:
         if look.complete and look.high_water is not None:
             # Every change up to the high-water mark was visible: the silent jobs are known up to it.
             for record in followed.values():
-                if record not in mentioned and record.known_until is not None:
-                    record.known_until = max(record.known_until, look.high_water)
+                until = record.known_until
+                if record not in mentioned and until is not None and look.high_water > until:
+                    record.known_until = look.high_water
+                    record.own_stamp = False
         for record in alone:
             self._offer(self._pool, lambda record=record: self._look(record))  # type: ignore[misc]
 

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 import rodin_nb as rn
-from rodin_nb.batchpoll import since, whole
+from rodin_nb.batchpoll import since, updated_at, whole
 from rodin_nb.sandbox import SandboxServer, serve
 
 from .conftest import make_client
@@ -95,6 +95,52 @@ class TestFollowingTogether:
             client.api.list_jobs_page = real  # type: ignore[method-assign]
         assert all(run.status == "success" and run.glb is not None for run in runs)
 
+    def test_a_list_that_never_reports_our_jobs_is_rested_at_once(self, tmp_path: Path) -> None:
+        """A complete list that leaves out jobs it must report (another job type, a filter that misses
+        ours): each job is followed on its own at once, not after being silent for long."""
+        with (
+            serve(job_seconds=0.6, parallel_jobs=RUNS) as sb,
+            make_client(sb, tmp_path, poll=POLICY) as client,
+        ):
+            client.api.list_jobs_page = lambda **kwargs: ([], None)  # type: ignore[method-assign]
+            runs, _ = run_together(client, 4)
+            rest = client.engine.lister.last_rest
+        assert all(run.status == "success" and run.glb is not None for run in runs)
+        assert rest is not None and "left out" in rest
+
+    def test_a_list_longer_than_its_page_limit_is_rested(self, tmp_path: Path) -> None:
+        """A busy account (other jobs fill every page): the cut-short list is rested, runs still end."""
+        with (
+            serve(job_seconds=0.6, parallel_jobs=RUNS) as sb,
+            make_client(sb, tmp_path, poll=POLICY) as client,
+        ):
+            other = {"jobId": "job_of_another_app", "status": "queued", "updatedAt": "2099-01-01T00:00:00Z"}
+            client.api.list_jobs_page = lambda **kwargs: ([other], "more")  # type: ignore[method-assign]
+            runs, _ = run_together(client, 4)
+            rest = client.engine.lister.last_rest
+        assert all(run.status == "success" and run.glb is not None for run in runs)
+        assert rest is not None and "page limit" in rest
+
+    def test_a_success_listed_without_its_results_is_confirmed_by_its_own_answer(
+        self, tmp_path: Path
+    ) -> None:
+        """A list item that says success but lists no assets (a lagging list) must not fail the run."""
+        with (
+            serve(job_seconds=0.6, parallel_jobs=RUNS) as sb,
+            make_client(sb, tmp_path, poll=POLICY) as client,
+        ):
+            real = client.api.list_jobs_page
+
+            def without_results(**kwargs: Any) -> tuple[list[dict[str, Any]], str | None]:
+                jobs, token = real(**kwargs)
+                for job in jobs:
+                    job["metadata"] = {**job.get("metadata", {}), "assetIds": []}
+                return jobs, token
+
+            client.api.list_jobs_page = without_results  # type: ignore[method-assign]
+            runs, _ = run_together(client, 4)
+        assert all(run.status == "success" and run.glb is not None for run in runs)
+
     def test_a_refused_list_is_given_up(self, sandbox: SandboxServer, tmp_path: Path) -> None:
         """A service that refuses the filtered list (400) is followed job by job for the session."""
         with make_client(sandbox, tmp_path, poll=POLICY) as client:
@@ -133,9 +179,26 @@ class TestWhole:
             "statusHistory": [],
             "metadata": {"assetIds": []},
         }
-        assert whole(item)
+        assert whole({**item, "metadata": {"assetIds": ["asset_1"]}})
+        assert whole({**item, "status": "in-progress"})  # no results yet: nothing missing
+        assert not whole(item)  # a success without its results: the job's own answer has them
         assert not whole({**item, "metadata": {"input": {}}})
         assert not whole({k: v for k, v in item.items() if k != "progress"})
+
+
+class TestUpdatedAt:
+    def test_a_date_without_an_offset_is_utc_not_local_time(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        import time
+        from datetime import datetime, timezone
+
+        monkeypatch.setenv("TZ", "America/New_York")
+        time.tzset()
+        try:
+            got = updated_at({"updatedAt": "2025-06-02T10:15:03.120"})
+        finally:
+            monkeypatch.undo()
+            time.tzset()
+        assert got == datetime(2025, 6, 2, 10, 15, 3, 120000, tzinfo=timezone.utc)
 
 
 class TestSince:

@@ -27,10 +27,14 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 import rodin_nb as rn
 from rodin_nb.sandbox import serve
 
 from .accounts import check_accounts
+
+pytestmark = pytest.mark.proof  # long: CI runs it once, on Python 3.11 (.ci/run)
 
 RUNS = 48
 FAULTS: dict[str, Any] = {

@@ -48,6 +48,8 @@ from rodin_nb.status import ON_SERVICE
 
 from .accounts import check_accounts
 
+pytestmark = pytest.mark.proof  # long: CI runs it once, on Python 3.11 (.ci/run)
+
 MIN_KILLS = 20
 MAX_ROUNDS = 40  # a round that finishes before its kill counts as a round, not a kill
 KILL_SPAN_S = 2.6  # a round's sweep takes about 3 s here: kills land anywhere in it

@@ -47,6 +47,8 @@ hypothesis = pytest.importorskip("hypothesis")
 from hypothesis import HealthCheck, given, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
 
+pytestmark = pytest.mark.proof  # long: CI runs it once, on Python 3.11 (.ci/run)
+
 ROOT = Path(__file__).resolve().parents[1]
 #: Address-space cap of the sandbox process: its handler threads reserve stacks and malloc arenas
 #: (its peak address space here is about 0.5 GB, of which some 50 MB resident).
